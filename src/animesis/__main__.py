@@ -1,0 +1,5 @@
+import sys
+
+from animesis.cli import main
+
+sys.exit(main())

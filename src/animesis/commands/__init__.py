@@ -1,0 +1,1 @@
+"""Implementations of the longer CLI commands (flags are parsed in animesis.cli)."""

@@ -1,0 +1,105 @@
+"""`animesis test` / `python test.py`: paint every map of a split, as the seed's test.py does."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from animesis.data.dataset import SegmentationDataset
+from animesis.data.layout import load_dataset
+from animesis.errors import UserError
+from animesis.inference import Painter
+from animesis.models.pretrained import ModelLoadError
+from animesis.training.checkpoint import read_pointer
+
+
+class TestSetupError(UserError):
+    """Flags, dataset and checkpoint that do not fit together."""
+
+
+def _check_flags(args, painter: Painter) -> None:
+    """Model-size flags, when given, must describe the checkpoint."""
+    g = painter.card.generator
+    d = painter.card.discriminator
+    given = {
+        "--channels_G": (args.channels_G, g.base_channels),
+        "--channels_D": (args.channels_D, d.base_channels if d else None),
+        "--num_res_blocks": (args.num_res_blocks, g.num_blocks),
+        "--z_dim": (args.z_dim, g.z_dim),
+        "--crop_size": (args.crop_size, painter.card.image_size[0]),
+    }
+    if args.no_3dnoise and g.z_dim:
+        given["--no_3dnoise"] = (0, g.z_dim)
+    bad = [
+        f"{flag} {want} (checkpoint: {have})"
+        for flag, (want, have) in given.items()
+        if want is not None and want != have
+    ]
+    if bad:
+        raise TestSetupError("the checkpoint does not match the flags: " + "; ".join(bad))
+
+
+def run_test(args) -> int:
+    from animesis.cli import device_from_gpu_ids
+
+    run_dir = Path(args.checkpoints_dir) / args.name
+    which = str(args.ckpt_iter)
+    if (
+        which == "best"
+        and read_pointer(run_dir, "best") is None
+        and read_pointer(run_dir, "latest") is not None
+    ):
+        print(
+            f"note: {run_dir} has no 'best' checkpoint (no validation split): using 'latest'", file=sys.stderr
+        )
+        which = "latest"
+    painter = Painter.load(run_dir, which, device=device_from_gpu_ids(args.gpu_ids), use_ema=not args.no_EMA)
+    _check_flags(args, painter)
+    info = load_dataset(Path(args.dataroot), Path(args.class_dir) if args.class_dir else None, args.class_num)
+    if args.class_num is not None and args.class_num != painter.num_characters:
+        raise TestSetupError(
+            f"--class_num {args.class_num} but the checkpoint knows {painter.num_characters} characters"
+        )
+    if info.num_classes != painter.num_classes:
+        raise TestSetupError(
+            f"{args.dataroot} has {info.num_classes} label classes but the checkpoint was trained on {painter.num_classes}"
+        )
+    if args.character is not None:
+        painter.check_character(args.character)
+    samples = info.splits[args.split]
+    if not samples:
+        raise TestSetupError(f"{args.dataroot}: the {args.split} split is empty")
+    for s in samples:
+        if s.character >= painter.num_characters:
+            raise ModelLoadError(
+                f"{s.image}: character {s.character} unknown to the checkpoint "
+                f"({painter.num_characters} characters)"
+            )
+
+    out = Path(args.results_dir) / args.name / str(args.ckpt_iter)
+    (out / "image").mkdir(parents=True, exist_ok=True)
+    (out / "label").mkdir(parents=True, exist_ok=True)
+    dataset = SegmentationDataset(samples, info.palette, painter.card.image_size)
+    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers or 0)
+    z_all = painter.noise(len(dataset), args.seed)  # one draw per map in file order: batch-size independent
+    for batch in tqdm(loader, desc=f"painting {args.split}", unit="batch"):
+        idx = batch["index"]
+        chars = (
+            batch["character"]
+            if args.character is None
+            else torch.full_like(batch["character"], args.character)
+        )
+        z = z_all[idx] if z_all is not None else None
+        labels = batch["label"].numpy()
+        images = painter.paint(labels, chars, z)
+        for i, img, label in zip(idx.tolist(), images, labels, strict=True):
+            name = samples[i].name + ".png"
+            Image.fromarray(img).save(out / "image" / name)
+            Image.fromarray(painter.colorize(label)).save(out / "label" / name)
+    print(f"wrote {len(dataset)} images to {out}")
+    return 0

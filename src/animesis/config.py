@@ -1,0 +1,159 @@
+"""Typed, frozen configs for every component, with a JSON round trip and size presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from animesis.data.edges import CannyConfig
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """OASIS-style SPADE generator conditioned on label map, character identity and noise."""
+
+    num_classes: int  # semantic classes N (one-hot channels of the label map)
+    num_characters: int  # characters K (rows of the identity embedding)
+    base_channels: int = 64  # width of the last block; earlier blocks use up to 16x this
+    num_blocks: int = 6  # SPADE residual blocks; the output is 2**(num_blocks-1) x the start size
+    z_dim: int = 64  # per-image noise vector (0: deterministic, the seed's behaviour)
+    id_dim: int = 64  # size of the learned character code
+    spade_hidden: int = 128  # hidden width of each SPADE modulation network
+    spade_kernel: int = 3
+    norm: Literal["batch", "instance"] = "batch"  # parameter-free normalisation inside SPADE
+    spectral_norm: bool = True
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """OASIS U-Net discriminator with N+1 segmentation, edge and (optional) identity heads."""
+
+    num_classes: int
+    num_characters: int
+    base_channels: int = 64  # decoder output width; the encoder goes up to 8x this
+    num_blocks: int = 6  # down (and up) blocks; inputs must be multiples of 2**num_blocks
+    identity_head: bool = True  # per-pixel K-way character logits
+    spectral_norm: bool = True
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the adversarial objective (OASIS N+1 loss plus the seed's edge term)."""
+
+    lambda_labelmix: float = 10.0  # 0 disables LabelMix
+    lambda_edge: float = 0.3  # the seed's edge-head weight
+    lambda_identity: float = 1.0  # per-pixel character classification (needs the identity head)
+    lambda_vgg: float = 0.0  # VGG perceptual loss (0 = off; OASIS uses 10 with --add_vgg_loss)
+    class_balancing: bool = True
+    identity_ignore: tuple[str, ...] = ("background",)  # classes that carry no identity
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; saved as run.json in the run folder."""
+
+    name: str
+    dataroot: str
+    generator: GeneratorConfig
+    discriminator: DiscriminatorConfig
+    loss: LossConfig = field(default_factory=LossConfig)
+    class_file: str | None = None  # default: DATAROOT/class.txt
+    checkpoints_dir: str = "checkpoints"
+    image_size: tuple[int, int] = (256, 256)  # (H, W) the model is trained at
+    batch_size: int = 1  # global batch (split across processes under DDP)
+    num_epochs: int = 200
+    max_steps: int | None = None  # overrides num_epochs when set
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.999
+    ema_decay: float = 0.9999  # per iteration
+    use_ema: bool = True
+    seed: int = 42
+    flip: bool = True  # random horizontal flips
+    num_workers: int = 0
+    cache_images: bool = False  # keep decoded, resized images in memory
+    canny: CannyConfig = field(default_factory=CannyConfig)  # for splits without *_edge maps
+    freq_print: int = 1000  # iterations between status lines, logs and image grids
+    freq_save_latest: int = 10000
+    freq_save_ckpt: int = 20000  # kept checkpoints, named by iteration
+    freq_fid: int = 5000  # validation FID (0 = never)
+    fid_samples: int = 500  # val images used for validation FID
+    bn_refresh_batches: int = 50  # batches that re-estimate G_ema's BatchNorm statistics
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    channels_last: bool = True  # on CUDA only
+    compile: bool = False
+    continue_train: bool = False
+    which_iter: str = "latest"  # where --continue_train resumes from
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.checkpoints_dir) / self.name
+
+
+# --- presets ---------------------------------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The seed / OASIS sizes: 64 base channels, 6 blocks, 512x512 for the seed's datasets.
+    "paper": dict(base_g=64, base_d=64, blocks=6, z_dim=64, id_dim=64, spade_hidden=128, size=512),
+    # A quarter of the paper's width at 256x256: the built-in dataset's default.
+    "base": dict(base_g=32, base_d=32, blocks=6, z_dim=64, id_dim=64, spade_hidden=128, size=256),
+    # Small enough to train on a CPU in minutes (64x64).
+    "small": dict(base_g=16, base_d=16, blocks=4, z_dim=16, id_dim=16, spade_hidden=32, size=64),
+    # For tests.
+    "tiny": dict(base_g=8, base_d=8, blocks=3, z_dim=8, id_dim=8, spade_hidden=16, size=32),
+}
+
+
+def check_image_size(size: tuple[int, int], g_blocks: int, d_blocks: int) -> None:
+    """Raise ValueError unless both networks can take this size."""
+    need = max(2 ** (g_blocks - 1), 2**d_blocks)
+    if any(s % need or s <= 0 for s in size):
+        raise ValueError(
+            f"image size {size[0]}x{size[1]} must be a positive multiple of {need} "
+            f"({g_blocks} generator blocks, {d_blocks} discriminator blocks)"
+        )
+
+
+# --- JSON round trip -----------------------------------------------------------------------------
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Dataclass -> plain JSON-able dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Plain dict -> dataclass, recursing into nested dataclasses; unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+    kwargs = {k: _coerce(hints[k], v) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return from_dict(tp, value)
+    origin = typing.get_origin(tp)
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is not type(None) and value is not None:
+                return _coerce(arg, value)
+    return value
+
+
+def save_json(cfg: Any, path: Path) -> None:
+    path.write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")

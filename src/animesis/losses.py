@@ -1,0 +1,74 @@
+"""Loss terms as pure functions of tensors.
+
+Conventions: `label` is a (B, H, W) long map of semantic classes 0..N-1; discriminator logits are
+(B, C, H, W); the N+1 segmentation target of a real pixel of class c is c+1 and of a fake pixel 0.
+Nothing here synchronises with the host (no .item(), no torch.unique), so it is safe inside
+compiled or graph-captured steps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def class_balance_weights(label: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-pixel weights (B, H, W): inverse class frequency in the batch, normalised over present classes.
+
+    As OASIS: w_c = B*H*W / (K_present * count_c), so rare classes (eyes, mouth) weigh as much in
+    total as the background and the mean weight over the batch is 1.
+    """
+    counts = torch.bincount(label.flatten(), minlength=num_classes)[:num_classes].float()  # (N,)
+    present = (counts > 0).float().sum()
+    w = label.numel() / (present * counts.clamp(min=1))  # (N,)
+    return w[label]
+
+
+def n1_real_loss(seg: torch.Tensor, label: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy towards the true class (channel c+1), optionally class-balanced."""
+    ce = F.cross_entropy(seg.float(), label + 1, reduction="none")  # (B, H, W)
+    return (ce * weights).mean() if weights is not None else ce.mean()
+
+
+def n1_fake_loss(seg: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy towards the 'fake' channel 0 at every pixel."""
+    target = torch.zeros(seg.shape[0], *seg.shape[2:], dtype=torch.long, device=seg.device)
+    return F.cross_entropy(seg.float(), target)
+
+
+def edge_loss(edge_logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the edge head (B, 1, H, W) against a 0/1 map (B, H, W)."""
+    return F.binary_cross_entropy_with_logits(edge_logit[:, 0].float(), target.float())
+
+
+def identity_loss(logits: torch.Tensor, character: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-pixel character cross-entropy, averaged over the pixels in `mask`.
+
+    logits (B, K, H, W); character (B,) ids or a (B, H, W) id map; mask (B, H, W) bool/float of the
+    pixels that carry identity (background does not).
+    """
+    if character.dim() == 1:
+        character = character[:, None, None].expand(-1, *logits.shape[2:])
+    ce = F.cross_entropy(logits.float(), character, reduction="none")  # (B, H, W)
+    mask = mask.float()
+    return (ce * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def labelmix_mask(
+    label: torch.Tensor, num_classes: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(B, 1, H, W) float mask: every class is assigned to the real (1) or the fake (0) image by a coin flip.
+
+    One flip per class for the whole batch, as OASIS; drawn for all N classes so the shape of the
+    draw, and hence the random stream, does not depend on which classes are present.
+    """
+    coins = torch.randint(0, 2, (num_classes,), device=label.device, generator=generator)
+    return coins[label].unsqueeze(1).float()
+
+
+def labelmix_loss(
+    d_mixed: torch.Tensor, d_real: torch.Tensor, d_fake: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """OASIS LabelMix consistency: D(mix(real, fake)) should equal mix(D(real), D(fake)), per channel."""
+    target = mask * d_real.float() + (1 - mask) * d_fake.float()
+    return F.mse_loss(d_mixed.float(), target)

@@ -1,0 +1,471 @@
+"""The training loop: set up -> (D step, G step, EMA) per iteration -> periodic ticks."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from animesis import losses
+from animesis.config import TrainConfig, save_json
+from animesis.data.dataset import SegmentationDataset
+from animesis.data.edges import canny_edges
+from animesis.data.layout import DatasetInfo
+from animesis.errors import UserError
+from animesis.models.discriminator import Discriminator
+from animesis.models.generator import Generator
+from animesis.models.pretrained import ModelCard
+from animesis.training import checkpoint as ckpt
+from animesis.training.distributed import DistEnv, InfiniteSampler, barrier, init_distributed, shutdown
+from animesis.training.ema import refresh_batchnorm, update_ema
+
+
+class TrainingError(UserError):
+    """A run that cannot start or continue (bad resume point, batch larger than the data, ...)."""
+
+
+# --- batches on the device -------------------------------------------------------------------------
+
+
+def to_device_batch(
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    cfg: TrainConfig,
+    num_classes: int,
+    flip_gen: torch.Generator | None,
+) -> dict[str, torch.Tensor]:
+    """uint8 CPU batch -> real in [-1, 1], label ids and one-hot, 0/1 edges, character ids.
+
+    Flips, one-hot and (when the dataset ships no edge maps) Canny run here, on the device.
+    """
+    real = batch["image"].to(device, non_blocking=True).float().div_(127.5).sub_(1.0)  # (B, 3, H, W)
+    label = batch["label"].to(device, non_blocking=True).long()  # (B, H, W)
+    edge = batch["edge"].to(device, non_blocking=True) if "edge" in batch else None
+    if flip_gen is not None:
+        flip = torch.rand(real.shape[0], device=device, generator=flip_gen) < 0.5  # (B,)
+        real = torch.where(flip[:, None, None, None], real.flip(-1), real)
+        label = torch.where(flip[:, None, None], label.flip(-1), label)
+        if edge is not None:
+            edge = torch.where(flip[:, None, None], edge.flip(-1), edge)
+    if edge is None:
+        edge = canny_edges((real + 1) / 2, cfg.canny)
+    onehot = F.one_hot(label, num_classes).permute(0, 3, 1, 2).float()  # (B, N, H, W), channels-last strides
+    if not (cfg.channels_last and device.type == "cuda"):
+        onehot = onehot.contiguous()
+    char = batch["character"].to(device, non_blocking=True).long()  # (B,)
+    return {"real": real, "label": label, "onehot": onehot, "edge": edge, "char": char}
+
+
+def identity_mask(label: torch.Tensor, ignore: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: pixels whose class carries the character's identity."""
+    return ~torch.isin(label, ignore)
+
+
+# --- the objective -------------------------------------------------------------------------------
+
+
+def d_step_loss(
+    D: nn.Module,
+    b: dict[str, torch.Tensor],
+    fake: torch.Tensor,
+    cfg: TrainConfig,
+    num_classes: int,
+    id_ignore: torch.Tensor,
+    gen: torch.Generator | None,
+) -> dict[str, torch.Tensor]:
+    """Discriminator loss on real, fake and (LabelMix) mixed images, in one batched D pass."""
+    lc = cfg.loss
+    real = b["real"]
+    images = [real, fake]
+    mask = None
+    if lc.lambda_labelmix > 0:
+        mask = losses.labelmix_mask(b["label"], num_classes, gen)  # (B, 1, H, W)
+        images.append(mask * real + (1 - mask) * fake)
+    out = D(torch.cat(images))  # one pass: D has no batch statistics, so this equals separate passes
+    B = real.shape[0]
+    seg_r, seg_f = out.seg[:B], out.seg[B : 2 * B]
+    edge_r, edge_f = out.edge[:B], out.edge[B : 2 * B]
+    w = losses.class_balance_weights(b["label"], num_classes) if lc.class_balancing else None
+    terms = {
+        "D_real": losses.n1_real_loss(seg_r, b["label"], w),
+        "D_fake": losses.n1_fake_loss(seg_f),
+        "D_edge": lc.lambda_edge
+        * (losses.edge_loss(edge_r, b["edge"]) + losses.edge_loss(edge_f, torch.zeros_like(b["edge"]))),
+    }
+    if out.identity is not None and lc.lambda_identity > 0:
+        terms["D_identity"] = lc.lambda_identity * losses.identity_loss(
+            out.identity[:B], b["char"], identity_mask(b["label"], id_ignore)
+        )
+    if mask is not None:
+        flat = out.flat()
+        terms["D_labelmix"] = lc.lambda_labelmix * losses.labelmix_loss(
+            flat[2 * B :], flat[:B], flat[B : 2 * B], mask
+        )
+    return terms
+
+
+def g_step_loss(
+    D: nn.Module,
+    b: dict[str, torch.Tensor],
+    fake: torch.Tensor,
+    cfg: TrainConfig,
+    num_classes: int,
+    id_ignore: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """Generator loss: fakes should segment as their label, show the real image's edges, and read as
+    the requested character."""
+    lc = cfg.loss
+    out = D(fake)
+    w = losses.class_balance_weights(b["label"], num_classes) if lc.class_balancing else None
+    terms = {
+        "G_adv": losses.n1_real_loss(out.seg, b["label"], w),
+        "G_edge": lc.lambda_edge * losses.edge_loss(out.edge, b["edge"]),
+    }
+    if out.identity is not None and lc.lambda_identity > 0:
+        terms["G_identity"] = lc.lambda_identity * losses.identity_loss(
+            out.identity, b["char"], identity_mask(b["label"], id_ignore)
+        )
+    return terms
+
+
+# --- set-up helpers ------------------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, torch.Tensor]:
+    state = {"noise": gen.get_state(), "torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["torch_cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(gen: torch.Generator, rng: dict[str, torch.Tensor]) -> None:
+    gen.set_state(rng["noise"])
+    torch.set_rng_state(rng["torch_cpu"])
+    if "torch_cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["torch_cuda"])
+
+
+def total_steps(cfg: TrainConfig, n_train: int) -> int:
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    per_epoch = n_train // cfg.batch_size
+    if per_epoch == 0:
+        raise TrainingError(f"batch size {cfg.batch_size} is larger than the train split ({n_train} images)")
+    return cfg.num_epochs * per_epoch
+
+
+def _loader(dataset, sampler, batch_size: int, cfg: TrainConfig, device: torch.device) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
+        prefetch_factor=4 if cfg.num_workers > 0 else None,
+        drop_last=True,
+    )
+
+
+def make_card(cfg: TrainConfig, info: DatasetInfo, step: int) -> ModelCard:
+    return ModelCard(
+        generator=cfg.generator,
+        discriminator=cfg.discriminator,
+        palette=info.palette,
+        character_names=info.character_names,
+        image_size=cfg.image_size,
+        step=step,
+    )
+
+
+def _grid(rows: list[torch.Tensor]) -> np.ndarray:
+    """Columns of images in [-1, 1] (B, 3, H, W) -> one uint8 (B*H, cols*W, 3) grid."""
+    cols = [((r.float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu() for r in rows]
+    grid = torch.cat([torch.cat(list(c), dim=1) for c in cols], dim=2)  # (3, B*H, cols*W)
+    return grid.permute(1, 2, 0).numpy()
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, info: DatasetInfo, *, progress: bool = True) -> Path:
+    """Train G and D on `info`'s train split; checkpoints and logs go to cfg.run_dir. Returns run_dir."""
+    env = init_distributed(cfg.device)
+    try:
+        return _train(cfg, info, env, progress)
+    finally:
+        shutdown(env)
+
+
+def _train(cfg: TrainConfig, info: DatasetInfo, env: DistEnv, progress: bool) -> Path:
+    device, run_dir = env.device, cfg.run_dir
+    N = info.num_classes
+    if cfg.batch_size % env.world_size:
+        raise TrainingError(
+            f"batch size {cfg.batch_size} must be a multiple of the {env.world_size} processes"
+        )
+    local_batch = cfg.batch_size // env.world_size
+    train_samples = info.splits["train"]
+    steps = total_steps(cfg, len(train_samples))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+    # Models: identical initialisation on every rank (DDP also broadcasts rank 0's weights).
+    torch.manual_seed(cfg.seed)
+    G, D = Generator(cfg.generator), Discriminator(cfg.discriminator)
+    G_ema = copy.deepcopy(G).eval() if cfg.use_ema else None
+    if env.distributed:
+        G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
+    memory_format = (
+        torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.preserve_format
+    )
+    for m in (G, D, G_ema):
+        if m is not None:
+            m.to(device=device, memory_format=memory_format)
+    fused = device.type == "cuda"
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed * env.world_size + env.rank + 1)
+
+    # Resume.
+    step, best_fid, best_step = 0, math.inf, None
+    if cfg.continue_train:
+        folder = ckpt.resolve_checkpoint(run_dir, cfg.which_iter)
+        state, rng = ckpt.load_training_state(folder, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D)
+        step = int(state["step"])
+        best_fid, best_step = state.get("best_fid") or math.inf, state.get("best_step")
+        if state.get("world_size", 1) == env.world_size:
+            _set_rng_state(gen, rng)  # a different process count draws different noise streams anyway
+        if env.is_main:
+            print(f"resumed from {folder} at iteration {step}")
+    if step >= steps and env.is_main:
+        print(f"nothing to do: iteration {step} >= {steps} iterations asked for")
+
+    G_train: nn.Module = (
+        DDP(G, device_ids=[device] if device.type == "cuda" else None) if env.distributed else G
+    )
+    D_train: nn.Module = (
+        DDP(D, device_ids=[device] if device.type == "cuda" else None) if env.distributed else D
+    )
+    if cfg.compile:
+        G_train, D_step_net = torch.compile(G_train), torch.compile(D_train)
+        D_g_net = torch.compile(D)
+    else:
+        D_step_net, D_g_net = D_train, D
+
+    dataset = SegmentationDataset(train_samples, info.palette, cfg.image_size, cache=cfg.cache_images)
+    sampler = InfiniteSampler(
+        len(dataset), rank=env.rank, world_size=env.world_size, seed=cfg.seed, start=step * cfg.batch_size
+    )
+    batches: Iterator = iter(_loader(dataset, sampler, local_batch, cfg, device))
+    id_ignore = torch.tensor(
+        [i for i, n in enumerate(info.palette.names) if n in cfg.loss.identity_ignore],
+        dtype=torch.long,
+        device=device,
+    )
+    amp = _autocast(device, cfg.precision)
+
+    # Logging (rank 0 only).
+    writer, log_file = None, None
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_json(cfg, run_dir / "run.json")
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "tensorboard"))
+        log_file = open(run_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+    vis = _vis_batch(info, cfg, device, N)
+    validator = _make_validator(cfg, info, device, env)
+
+    def bn_batches() -> Iterator[tuple]:
+        """Deterministic G inputs for re-estimating G_ema's BatchNorm statistics (no training RNG used)."""
+        n = min(len(dataset), cfg.bn_refresh_batches * local_batch)
+        loader = DataLoader(Subset(dataset, range(n)), batch_size=local_batch, num_workers=0)
+        g = torch.Generator(device=device)
+        g.manual_seed(cfg.seed + 12345)
+        for raw in loader:
+            b = to_device_batch(raw, device, cfg, N, None)
+            z = torch.randn(b["char"].shape[0], cfg.generator.z_dim, device=device, generator=g)
+            yield (b["onehot"], b["char"], z)
+
+    def snapshot(pointers: tuple[str, ...], keep: bool) -> None:
+        if env.is_main:
+            ckpt.save_checkpoint(
+                run_dir,
+                step,
+                make_card(cfg, info, step),
+                G=G,
+                G_ema=G_ema,
+                D=D,
+                opt_G=opt_G,
+                opt_D=opt_D,
+                state={
+                    "best_fid": None if math.isinf(best_fid) else best_fid,
+                    "best_step": best_step,
+                    "world_size": env.world_size,
+                    "batch_size": cfg.batch_size,
+                },
+                rng=_rng_state(gen),
+                keep=keep,
+                pointers=pointers,
+            )
+        barrier(env)
+
+    bar = tqdm(
+        total=steps, initial=step, disable=not (progress and env.is_main), dynamic_ncols=True, unit="it"
+    )
+    sums: dict[str, torch.Tensor] = {}
+    n_sum, t_tick, step_tick = 0, time.perf_counter(), step
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    while step < steps:
+        b = to_device_batch(next(batches), device, cfg, N, gen if cfg.flip else None)
+        B = b["char"].shape[0]
+        z = torch.randn(B, cfg.generator.z_dim, device=device, generator=gen) if cfg.generator.z_dim else None
+        with amp:
+            fake = G_train(b["onehot"], b["char"], z)  # (B, 3, H, W)
+
+        # D step on the detached fake; then the G step through the updated D (one G forward per iteration).
+        D.requires_grad_(True)
+        with amp:
+            d_terms = d_step_loss(D_step_net, b, fake.detach(), cfg, N, id_ignore, gen)
+        d_loss = sum(d_terms.values())
+        opt_D.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_D.step()
+
+        D.requires_grad_(False)  # D's weights get no gradient from the G step
+        with amp:
+            g_terms = g_step_loss(D_g_net, b, fake, cfg, N, id_ignore)
+        g_loss = sum(g_terms.values())
+        opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_G.step()
+        if G_ema is not None:
+            update_ema(G_ema, G, cfg.ema_decay)
+        step += 1
+        bar.update(1)
+
+        for k, v in {**d_terms, **g_terms}.items():
+            sums[k] = sums.get(k, 0) + v.detach()
+        n_sum += 1
+        if step % max(1, min(cfg.freq_print, 50)) == 0 or step == steps:
+            bar.set_postfix(
+                {k: f"{v.item() / n_sum:.3f}" for k, v in sums.items() if k in ("D_real", "D_fake", "G_adv")}
+            )
+
+        last = step == steps
+        do_print = step % cfg.freq_print == 0 or last
+        do_fid = validator is not None and (step % cfg.freq_fid == 0 or last)
+        do_save = step % cfg.freq_save_latest == 0 or step % cfg.freq_save_ckpt == 0 or last
+        if G_ema is not None and (do_print or do_fid or do_save):
+            refresh_batchnorm(G_ema, bn_batches())
+        if do_print:
+            elapsed = time.perf_counter() - t_tick
+            stats = {k: v.item() / n_sum for k, v in sums.items()}
+            stats.update(
+                step=step,
+                epoch=step * cfg.batch_size / len(train_samples),
+                img_per_s=(step - step_tick) * cfg.batch_size / max(elapsed, 1e-9),
+            )
+            if device.type == "cuda":
+                stats["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            sums, n_sum = {}, 0
+            if env.is_main:
+                _log(stats, writer, log_file, bar)
+                _save_grid(run_dir, step, vis, G, G_ema, writer, info)
+        if do_fid:
+            fid = validator(G_ema if G_ema is not None else G)
+            if env.is_main:
+                _log({"step": step, "val_fid": fid}, writer, log_file, bar)
+            if fid < best_fid:
+                best_fid, best_step = fid, step
+                snapshot(("best",), keep=False)
+        if do_save:
+            snapshot(("latest",), keep=step % cfg.freq_save_ckpt == 0)
+        if do_print:
+            t_tick, step_tick = time.perf_counter(), step  # speed excludes the tick's own work
+    bar.close()
+    if env.is_main:
+        if writer is not None:
+            writer.close()
+        if log_file is not None:
+            log_file.close()
+    return run_dir
+
+
+def _log(stats: dict[str, Any], writer, log_file, bar) -> None:
+    line = json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in stats.items()})
+    bar.write(line) if not bar.disable else print(line, flush=True)
+    log_file.write(line + "\n")
+    log_file.flush()
+    for k, v in stats.items():
+        if k != "step" and isinstance(v, (int, float)):
+            writer.add_scalar(k, v, stats["step"])
+
+
+def _vis_batch(info: DatasetInfo, cfg: TrainConfig, device: torch.device, N: int) -> dict[str, torch.Tensor]:
+    """A fixed batch (val split if any) and fixed noise for the image grids."""
+    samples = info.splits["val"] or info.splits["train"]
+    ds = SegmentationDataset(samples[: min(4, len(samples))], info.palette, cfg.image_size)
+    raw = next(iter(DataLoader(ds, batch_size=len(ds))))
+    b = to_device_batch(raw, device, cfg, N, None)
+    g = torch.Generator(device=device)
+    g.manual_seed(cfg.seed + 999)
+    b["z"] = torch.randn(len(ds), cfg.generator.z_dim, device=device, generator=g)
+    return b
+
+
+@torch.no_grad()
+def _save_grid(run_dir: Path, step: int, vis, G: nn.Module, G_ema: nn.Module | None, writer, info) -> None:
+    """label | real | fake (G) | fake (G_ema), one row per fixed sample."""
+    was_training = G.training
+    G.eval()
+    z = vis["z"] if vis["z"].shape[1] else None
+    cols = [vis["real"], G(vis["onehot"], vis["char"], z)]
+    if G_ema is not None:
+        cols.append(G_ema(vis["onehot"], vis["char"], z))
+    G.train(was_training)
+    colors = torch.from_numpy(info.palette.colorize(vis["label"].cpu().numpy())).permute(0, 3, 1, 2)
+    cols.insert(0, colors.float().div(127.5).sub(1))
+    grid = _grid(cols)
+    (run_dir / "images").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(run_dir / "images" / f"{step}.png")
+    writer.add_image("label|real|fake|fake_ema", grid, step, dataformats="HWC")
+
+
+def _make_validator(cfg: TrainConfig, info: DatasetInfo, device: torch.device, env: DistEnv):
+    """Validation FID on a fixed subset of the val split, or None (no val split, or FID unavailable)."""
+    if not cfg.freq_fid:
+        return None
+    if not info.splits["val"]:
+        if env.is_main:
+            print("no val split: no validation FID and no 'best' checkpoint (the test split is never used)")
+        return None
+    from animesis.training.validation import make_fid_validator
+
+    return make_fid_validator(cfg, info, device, env)

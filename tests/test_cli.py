@@ -1,0 +1,61 @@
+"""The seed's and OASIS's flags translate into the typed configs."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from animesis.cli import UsageError, build_parser, device_from_gpu_ids, model_configs, train_config
+from animesis.data.palette import DEFAULT_PALETTE
+
+SEED_TRAIN = ["train", "--name", "quintuplets", "--class_dir", "datasets/Quintuplets/class.txt", "--class_num", "9", "--dataset_mode", "custom", "--dataroot", "./datasets/Quintuplets", "--gpu_ids", "0", "--num_epochs", "400", "--batch_size", "1", "--freq_print", "1000", "--freq_save_latest", "10000"]
+
+
+def fake_info(K=9):
+    return SimpleNamespace(num_classes=DEFAULT_PALETTE.num_classes, num_characters=K, palette=DEFAULT_PALETTE)
+
+
+def test_seed_train_command_translates():
+    args = build_parser().parse_args(SEED_TRAIN)
+    cfg = train_config(args, fake_info())
+    assert cfg.name == "quintuplets" and cfg.class_file == "datasets/Quintuplets/class.txt"
+    assert cfg.num_epochs == 400 and cfg.batch_size == 1 and cfg.freq_print == 1000
+    assert cfg.freq_save_latest == 10000 and cfg.freq_save_ckpt == 20000
+    # paper preset: the seed's sizes at 512x512
+    assert cfg.image_size == (512, 512)
+    assert cfg.generator.base_channels == 64 and cfg.generator.num_blocks == 6
+    assert cfg.generator.num_classes == 11 and cfg.generator.num_characters == 9
+    # OASIS defaults
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2) == (1e-4, 4e-4, 0.0, 0.999)
+    assert cfg.ema_decay == 0.9999 and cfg.use_ema and cfg.seed == 42
+    assert cfg.loss.lambda_labelmix == 10.0 and cfg.loss.lambda_edge == 0.3
+    assert cfg.generator.z_dim == 64 and cfg.discriminator.identity_head
+
+
+def test_oasis_flags_override_preset():
+    argv = SEED_TRAIN + ["--channels_G", "16", "--channels_D", "8", "--num_res_blocks", "4", "--crop_size", "64", "--z_dim", "3"]
+    argv += ["--no_labelmix", "--no_EMA", "--lr_g", "2e-4", "--EMA_decay", "0.999", "--no_3dnoise", "--no_identity_head"]
+    cfg = train_config(build_parser().parse_args(argv), fake_info())
+    assert cfg.generator.base_channels == 16 and cfg.discriminator.base_channels == 8
+    assert cfg.generator.num_blocks == cfg.discriminator.num_blocks == 4
+    assert cfg.image_size == (64, 64)
+    assert cfg.generator.z_dim == 0  # --no_3dnoise wins
+    assert cfg.loss.lambda_labelmix == 0 and not cfg.use_ema and cfg.lr_g == 2e-4 and cfg.ema_decay == 0.999
+    assert not cfg.discriminator.identity_head and cfg.loss.lambda_identity == 0
+
+
+def test_class_num_must_match_dataset():
+    args = build_parser().parse_args(SEED_TRAIN)
+    with pytest.raises(UsageError, match="--class_num 9 but the dataset"):
+        train_config(args, fake_info(K=5))
+
+
+def test_bad_crop_size_is_a_clear_error():
+    args = build_parser().parse_args(SEED_TRAIN + ["--crop_size", "100"])
+    with pytest.raises(UsageError, match="multiple of 64"):
+        model_configs(args, 11, 9)
+
+
+def test_gpu_ids():
+    assert device_from_gpu_ids("-1") == "cpu"
+    with pytest.raises(UsageError):
+        device_from_gpu_ids("zero")

@@ -1,0 +1,76 @@
+"""Each loss against values computed by hand on tiny tensors."""
+
+import math
+
+import pytest
+import torch
+
+from animesis import losses
+
+
+def test_class_balance_weights_inverse_frequency():
+    label = torch.tensor([[[0, 0], [0, 1]]])  # 3 pixels of class 0, 1 of class 1, class 2 absent
+    w = losses.class_balance_weights(label, num_classes=3)
+    # w_c = B*H*W / (K_present * count_c) = 4 / (2 * count_c)
+    assert torch.allclose(w, torch.tensor([[[2 / 3, 2 / 3], [2 / 3, 2.0]]]))
+    assert w.mean().item() == pytest.approx(1.0)
+
+
+def test_n1_real_loss_targets_class_plus_one():
+    seg = torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1)  # channels: fake, class 0, class 1
+    label = torch.tensor([[[1]]])  # class 1 -> channel 2
+    lse = math.log(math.exp(1.0) + math.exp(2.0) + math.exp(0.5))
+    assert losses.n1_real_loss(seg, label, None).item() == pytest.approx(lse - 0.5, rel=1e-6)
+    w = torch.tensor([[[3.0]]])
+    assert losses.n1_real_loss(seg, label, w).item() == pytest.approx(3 * (lse - 0.5), rel=1e-6)
+
+
+def test_n1_fake_loss_targets_channel_zero():
+    seg = torch.tensor([[0.0, 1.0], [2.0, -1.0]]).view(1, 2, 1, 2)  # 2 channels, 2 pixels
+    p1 = math.log(1 + math.exp(2.0)) - 0.0  # pixel (fake=0, class=2)
+    p2 = math.log(math.exp(1.0) + math.exp(-1.0)) - 1.0
+    assert losses.n1_fake_loss(seg).item() == pytest.approx((p1 + p2) / 2, rel=1e-6)
+
+
+def test_edge_loss_is_binary_cross_entropy():
+    logit = torch.tensor([[[[0.0, 2.0]]]])  # (1, 1, 1, 2)
+    target = torch.tensor([[[1, 0]]], dtype=torch.uint8)
+    sig = 1 / (1 + math.exp(-2.0))
+    expected = (-math.log(0.5) - math.log(1 - sig)) / 2
+    assert losses.edge_loss(logit, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_identity_loss_averages_over_mask_only():
+    logits = torch.zeros(1, 2, 1, 2)
+    logits[0, :, 0, 0] = torch.tensor([0.0, 3.0])  # pixel 0; pixel 1 stays (0, 0)
+    char = torch.tensor([1])
+    mask = torch.tensor([[[True, False]]])
+    # only pixel 0 counts: CE with logits (0, 3) towards class 1
+    expected = math.log(1 + math.exp(3.0)) - 3.0
+    assert losses.identity_loss(logits, char, mask).item() == pytest.approx(expected, rel=1e-6)
+    # per-pixel character map: pixel 0 wants class 0
+    char_map = torch.tensor([[[0, 1]]])
+    expected0 = math.log(1 + math.exp(3.0)) - 0.0
+    assert losses.identity_loss(logits, char_map, mask).item() == pytest.approx(expected0, rel=1e-6)
+    assert losses.identity_loss(logits, char, torch.zeros(1, 1, 2, dtype=torch.bool)).item() == 0.0
+
+
+def test_labelmix_mask_is_constant_per_class():
+    g = torch.Generator().manual_seed(0)
+    label = torch.randint(0, 5, (3, 16, 16), generator=g)
+    for seed in range(5):
+        mask = losses.labelmix_mask(label, 5, torch.Generator().manual_seed(seed))
+        assert mask.shape == (3, 1, 16, 16)
+        for c in range(5):
+            values = mask[:, 0][label == c].unique()
+            assert values.numel() == 1 and values.item() in (0.0, 1.0)
+
+
+def test_labelmix_loss_value():
+    mask = torch.tensor([[[[1.0, 0.0]]]])
+    d_real = torch.tensor([[[[1.0, 2.0]]]])
+    d_fake = torch.tensor([[[[5.0, 7.0]]]])
+    d_mixed = torch.tensor([[[[0.0, 0.0]]]])
+    # target = (1, 7); squared errors 1 and 49
+    assert losses.labelmix_loss(d_mixed, d_real, d_fake, mask).item() == pytest.approx(25.0)
+    assert losses.labelmix_loss(torch.tensor([[[[1.0, 7.0]]]]), d_real, d_fake, mask).item() == 0.0
