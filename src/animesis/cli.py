@@ -108,7 +108,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--lambda_labelmix", type=float, default=10.0)
     g.add_argument("--lambda_edge", type=float, default=0.3)
     g.add_argument("--lambda_identity", type=float, default=1.0)
-    g.add_argument("--add_vgg_loss", action="store_true")
+    g.add_argument(
+        "--add_vgg_loss", action="store_true", help="VGG16 perceptual loss (weights from the metrics extra)"
+    )
     g.add_argument("--lambda_vgg", type=float, default=10.0)
     g.add_argument("--no_balancing_inloss", action="store_true")
     g.add_argument("--no_flip", action="store_true")
@@ -176,6 +178,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--characters-file", "--characters_file", dest="characters_file", default=None)
     s.add_argument("--workers", type=int, default=None)
+    e = sub.add_parser(
+        "eval",
+        help="score images: two folders (--real/--fake) or a checkpoint on a dataset split (--name)",
+    )
+    e.add_argument("--real", default=None, help="folder of real images")
+    e.add_argument("--fake", default=None, help="folder of generated images")
+    e.add_argument("--paired", action="store_true", help="also LPIPS between same-named real and fake images")
+    e.add_argument("--lpips_net", choices=["alex", "vgg"], default="alex")
+    e.add_argument("--name", default=None, help="run name: evaluate checkpoints/NAME on --dataroot")
+    e.add_argument("--checkpoints_dir", default="./checkpoints")
+    e.add_argument("--ckpt_iter", default="best", help="iteration, 'latest' or 'best' (falls back to latest)")
+    e.add_argument("--dataroot", default=None)
+    e.add_argument("--class_dir", default=None)
+    e.add_argument("--split", choices=["test", "val"], default="test")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch_size", type=int, default=16)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", default=None, help="also write the results as JSON here")
+    j = sub.add_parser("judges", help="train the identity and segmentation judges of a dataset")
+    j.add_argument("--dataroot", required=True)
+    j.add_argument("--class_dir", default=None)
+    j.add_argument("--device", default="auto")
+    j.add_argument("--epochs", type=int, default=None)
+    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--force", action="store_true", help="retrain even if judges exist")
     return parser
 
 
@@ -245,14 +272,11 @@ def train_config(args, info) -> TrainConfig:
     """Seed/OASIS training flags + the dataset's N and K -> TrainConfig."""
     num_characters = _check_class_num(args, info)
     g, d, size = model_configs(args, info.num_classes, num_characters)
-    if args.add_vgg_loss:
-        raise UsageError(
-            "--add_vgg_loss needs the VGG weights of the metrics extra; not available in this build"
-        )
     loss = LossConfig(
         lambda_labelmix=0.0 if args.no_labelmix else args.lambda_labelmix,
         lambda_edge=args.lambda_edge,
         lambda_identity=0.0 if args.no_identity_head else args.lambda_identity,
+        lambda_vgg=args.lambda_vgg if args.add_vgg_loss else 0.0,
         class_balancing=not args.no_balancing_inloss,
     )
     return TrainConfig(
@@ -406,7 +430,62 @@ def cmd_dataset(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "test": cmd_test, "generate": cmd_generate, "dataset": cmd_dataset}
+def cmd_eval(args) -> int:
+    if args.name:
+        if not args.dataroot:
+            raise UsageError("eval --name needs --dataroot (the dataset whose split is painted)")
+        from animesis.metrics.report import main_eval_checkpoint
+
+        return main_eval_checkpoint(
+            args.name,
+            Path(args.checkpoints_dir),
+            args.ckpt_iter,
+            Path(args.dataroot),
+            Path(args.class_dir) if args.class_dir else None,
+            args.device,
+            Path(args.json) if args.json else None,
+            args.seed,
+            args.batch_size,
+            args.split,
+        )
+    if not (args.real and args.fake):
+        raise UsageError("eval needs --real DIR --fake DIR, or --name NAME --dataroot DIR")
+    from animesis.metrics.evaluate import run_eval
+
+    try:
+        result = run_eval(
+            Path(args.real),
+            Path(args.fake),
+            paired=args.paired,
+            json_path=Path(args.json) if args.json else None,
+            lpips_net=args.lpips_net,
+        )
+    except (FileNotFoundError, ValueError) as e:  # folder problems, already phrased for the user
+        raise UsageError(str(e)) from None
+    return 1 if result.get("unavailable") else 0
+
+
+def cmd_judges(args) -> int:
+    from animesis.metrics.report import main_judges
+
+    return main_judges(
+        Path(args.dataroot),
+        Path(args.class_dir) if args.class_dir else None,
+        args.device,
+        args.epochs,
+        args.seed,
+        args.force,
+    )
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "test": cmd_test,
+    "generate": cmd_generate,
+    "dataset": cmd_dataset,
+    "eval": cmd_eval,
+    "judges": cmd_judges,
+}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

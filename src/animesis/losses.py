@@ -54,6 +54,20 @@ def identity_loss(logits: torch.Tensor, character: torch.Tensor, mask: torch.Ten
     return (ce * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+# OASIS's weights for the five VGG taps, deepest last.
+VGG_TAP_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+def perceptual_loss(
+    fake_taps: list[torch.Tensor], real_taps: list[torch.Tensor], weights=VGG_TAP_WEIGHTS
+) -> torch.Tensor:
+    """Weighted L1 between VGG feature maps of the fake and of the (fixed) real image."""
+    return sum(
+        w * F.l1_loss(f.float(), r.detach().float())
+        for w, f, r in zip(weights, fake_taps, real_taps, strict=True)
+    )
+
+
 def labelmix_mask(
     label: torch.Tensor, num_classes: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:

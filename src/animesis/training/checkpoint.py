@@ -156,7 +156,9 @@ def _clean(root: Path) -> None:
     """Remove folders nothing points at and nobody asked to keep, and stale temporaries."""
     live = {read_pointer(root.parent, n) for n in POINTERS}
     for p in root.iterdir():
-        if (p.name.startswith(".tmp-") and not p.name.endswith(f"-{os.getpid()}")) or (p.name.isdigit() and int(p.name) not in live and not (p / KEEP_MARKER).exists()):
+        if (p.name.startswith(".tmp-") and not p.name.endswith(f"-{os.getpid()}")) or (
+            p.name.isdigit() and int(p.name) not in live and not (p / KEEP_MARKER).exists()
+        ):
             shutil.rmtree(p, ignore_errors=True)
 
 

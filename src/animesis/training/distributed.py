@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.utils.data import Sampler
 
 
@@ -62,6 +63,64 @@ def barrier(env: DistEnv) -> None:
 def shutdown(env: DistEnv) -> None:
     if env.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes whose gradient is again the sum over processes (each rank's loss uses the sum)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class GlooSyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm whose training statistics span all processes, for CPU (gloo) runs.
+
+    torch's SyncBatchNorm only runs on GPUs. This one all-reduces per-channel sums with a
+    differentiable all_reduce, so gradients match a single process holding the whole batch.
+    Assumes every process holds the same number of samples (the training loop guarantees it).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        world = dist.get_world_size()
+        xf = x.float()
+        local = torch.cat([xf.mean(dim=(0, 2, 3)), xf.square().mean(dim=(0, 2, 3))])  # (2C,)
+        mean, sq = (_AllReduceSum.apply(local) / world).chunk(2)
+        var = (sq - mean.square()).clamp(min=0)
+        with torch.no_grad():
+            n = x.numel() // x.shape[1] * world
+            self.num_batches_tracked += 1
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            self.running_mean.lerp_(mean.detach(), m)
+            self.running_var.lerp_(var.detach() * n / max(n - 1, 1), m)
+        y = (xf - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y.to(x.dtype)
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """BatchNorm -> statistics synchronised across processes (torch's SyncBatchNorm on GPUs)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, GlooSyncBatchNorm):
+            new = GlooSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine)
+            new.load_state_dict(child.state_dict())
+            setattr(module, name, new)
+        else:
+            convert_sync_batchnorm(child, device)
+    return module
 
 
 class InfiniteSampler(Sampler[int]):

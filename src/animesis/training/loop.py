@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import math
 import time
@@ -13,143 +11,27 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from animesis import losses
 from animesis.config import TrainConfig, save_json
 from animesis.data.dataset import SegmentationDataset
-from animesis.data.edges import canny_edges
 from animesis.data.layout import DatasetInfo
 from animesis.errors import UserError
-from animesis.models.discriminator import Discriminator
-from animesis.models.generator import Generator
 from animesis.models.pretrained import ModelCard
 from animesis.training import checkpoint as ckpt
 from animesis.training.distributed import DistEnv, InfiniteSampler, barrier, init_distributed, shutdown
-from animesis.training.ema import refresh_batchnorm, update_ema
+from animesis.training.ema import refresh_batchnorm
+from animesis.training.step import build_train_step, to_device_batch
 
 
 class TrainingError(UserError):
     """A run that cannot start or continue (bad resume point, batch larger than the data, ...)."""
 
 
-# --- batches on the device -------------------------------------------------------------------------
-
-
-def to_device_batch(
-    batch: dict[str, torch.Tensor],
-    device: torch.device,
-    cfg: TrainConfig,
-    num_classes: int,
-    flip_gen: torch.Generator | None,
-) -> dict[str, torch.Tensor]:
-    """uint8 CPU batch -> real in [-1, 1], label ids and one-hot, 0/1 edges, character ids.
-
-    Flips, one-hot and (when the dataset ships no edge maps) Canny run here, on the device.
-    """
-    real = batch["image"].to(device, non_blocking=True).float().div_(127.5).sub_(1.0)  # (B, 3, H, W)
-    label = batch["label"].to(device, non_blocking=True).long()  # (B, H, W)
-    edge = batch["edge"].to(device, non_blocking=True) if "edge" in batch else None
-    if flip_gen is not None:
-        flip = torch.rand(real.shape[0], device=device, generator=flip_gen) < 0.5  # (B,)
-        real = torch.where(flip[:, None, None, None], real.flip(-1), real)
-        label = torch.where(flip[:, None, None], label.flip(-1), label)
-        if edge is not None:
-            edge = torch.where(flip[:, None, None], edge.flip(-1), edge)
-    if edge is None:
-        edge = canny_edges((real + 1) / 2, cfg.canny)
-    onehot = F.one_hot(label, num_classes).permute(0, 3, 1, 2).float()  # (B, N, H, W), channels-last strides
-    if not (cfg.channels_last and device.type == "cuda"):
-        onehot = onehot.contiguous()
-    char = batch["character"].to(device, non_blocking=True).long()  # (B,)
-    return {"real": real, "label": label, "onehot": onehot, "edge": edge, "char": char}
-
-
-def identity_mask(label: torch.Tensor, ignore: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) bool: pixels whose class carries the character's identity."""
-    return ~torch.isin(label, ignore)
-
-
-# --- the objective -------------------------------------------------------------------------------
-
-
-def d_step_loss(
-    D: nn.Module,
-    b: dict[str, torch.Tensor],
-    fake: torch.Tensor,
-    cfg: TrainConfig,
-    num_classes: int,
-    id_ignore: torch.Tensor,
-    gen: torch.Generator | None,
-) -> dict[str, torch.Tensor]:
-    """Discriminator loss on real, fake and (LabelMix) mixed images, in one batched D pass."""
-    lc = cfg.loss
-    real = b["real"]
-    images = [real, fake]
-    mask = None
-    if lc.lambda_labelmix > 0:
-        mask = losses.labelmix_mask(b["label"], num_classes, gen)  # (B, 1, H, W)
-        images.append(mask * real + (1 - mask) * fake)
-    out = D(torch.cat(images))  # one pass: D has no batch statistics, so this equals separate passes
-    B = real.shape[0]
-    seg_r, seg_f = out.seg[:B], out.seg[B : 2 * B]
-    edge_r, edge_f = out.edge[:B], out.edge[B : 2 * B]
-    w = losses.class_balance_weights(b["label"], num_classes) if lc.class_balancing else None
-    terms = {
-        "D_real": losses.n1_real_loss(seg_r, b["label"], w),
-        "D_fake": losses.n1_fake_loss(seg_f),
-        "D_edge": lc.lambda_edge
-        * (losses.edge_loss(edge_r, b["edge"]) + losses.edge_loss(edge_f, torch.zeros_like(b["edge"]))),
-    }
-    if out.identity is not None and lc.lambda_identity > 0:
-        terms["D_identity"] = lc.lambda_identity * losses.identity_loss(
-            out.identity[:B], b["char"], identity_mask(b["label"], id_ignore)
-        )
-    if mask is not None:
-        flat = out.flat()
-        terms["D_labelmix"] = lc.lambda_labelmix * losses.labelmix_loss(
-            flat[2 * B :], flat[:B], flat[B : 2 * B], mask
-        )
-    return terms
-
-
-def g_step_loss(
-    D: nn.Module,
-    b: dict[str, torch.Tensor],
-    fake: torch.Tensor,
-    cfg: TrainConfig,
-    num_classes: int,
-    id_ignore: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """Generator loss: fakes should segment as their label, show the real image's edges, and read as
-    the requested character."""
-    lc = cfg.loss
-    out = D(fake)
-    w = losses.class_balance_weights(b["label"], num_classes) if lc.class_balancing else None
-    terms = {
-        "G_adv": losses.n1_real_loss(out.seg, b["label"], w),
-        "G_edge": lc.lambda_edge * losses.edge_loss(out.edge, b["edge"]),
-    }
-    if out.identity is not None and lc.lambda_identity > 0:
-        terms["G_identity"] = lc.lambda_identity * losses.identity_loss(
-            out.identity, b["char"], identity_mask(b["label"], id_ignore)
-        )
-    return terms
-
-
 # --- set-up helpers ------------------------------------------------------------------------------
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -228,26 +110,8 @@ def _train(cfg: TrainConfig, info: DatasetInfo, env: DistEnv, progress: bool) ->
     local_batch = cfg.batch_size // env.world_size
     train_samples = info.splits["train"]
     steps = total_steps(cfg, len(train_samples))
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-
-    # Models: identical initialisation on every rank (DDP also broadcasts rank 0's weights).
-    torch.manual_seed(cfg.seed)
-    G, D = Generator(cfg.generator), Discriminator(cfg.discriminator)
-    G_ema = copy.deepcopy(G).eval() if cfg.use_ema else None
-    if env.distributed:
-        G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
-    memory_format = (
-        torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.preserve_format
-    )
-    for m in (G, D, G_ema):
-        if m is not None:
-            m.to(device=device, memory_format=memory_format)
-    fused = device.type == "cuda"
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused)
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    ts = build_train_step(cfg, env, info.palette.names)
+    G, D, G_ema, opt_G, opt_D = ts.G, ts.D, ts.G_ema, ts.opt_G, ts.opt_D
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed * env.world_size + env.rank + 1)
 
@@ -265,30 +129,11 @@ def _train(cfg: TrainConfig, info: DatasetInfo, env: DistEnv, progress: bool) ->
     if step >= steps and env.is_main:
         print(f"nothing to do: iteration {step} >= {steps} iterations asked for")
 
-    G_train: nn.Module = (
-        DDP(G, device_ids=[device] if device.type == "cuda" else None) if env.distributed else G
-    )
-    D_train: nn.Module = (
-        DDP(D, device_ids=[device] if device.type == "cuda" else None) if env.distributed else D
-    )
-    if cfg.compile:
-        G_train, D_step_net = torch.compile(G_train), torch.compile(D_train)
-        D_g_net = torch.compile(D)
-    else:
-        D_step_net, D_g_net = D_train, D
-
     dataset = SegmentationDataset(train_samples, info.palette, cfg.image_size, cache=cfg.cache_images)
     sampler = InfiniteSampler(
         len(dataset), rank=env.rank, world_size=env.world_size, seed=cfg.seed, start=step * cfg.batch_size
     )
     batches: Iterator = iter(_loader(dataset, sampler, local_batch, cfg, device))
-    id_ignore = torch.tensor(
-        [i for i, n in enumerate(info.palette.names) if n in cfg.loss.identity_ignore],
-        dtype=torch.long,
-        device=device,
-    )
-    amp = _autocast(device, cfg.precision)
-
     # Logging (rank 0 only).
     writer, log_file = None, None
     if env.is_main:
@@ -344,33 +189,11 @@ def _train(cfg: TrainConfig, info: DatasetInfo, env: DistEnv, progress: bool) ->
         torch.cuda.reset_peak_memory_stats(device)
     while step < steps:
         b = to_device_batch(next(batches), device, cfg, N, gen if cfg.flip else None)
-        B = b["char"].shape[0]
-        z = torch.randn(B, cfg.generator.z_dim, device=device, generator=gen) if cfg.generator.z_dim else None
-        with amp:
-            fake = G_train(b["onehot"], b["char"], z)  # (B, 3, H, W)
-
-        # D step on the detached fake; then the G step through the updated D (one G forward per iteration).
-        D.requires_grad_(True)
-        with amp:
-            d_terms = d_step_loss(D_step_net, b, fake.detach(), cfg, N, id_ignore, gen)
-        d_loss = sum(d_terms.values())
-        opt_D.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_D.step()
-
-        D.requires_grad_(False)  # D's weights get no gradient from the G step
-        with amp:
-            g_terms = g_step_loss(D_g_net, b, fake, cfg, N, id_ignore)
-        g_loss = sum(g_terms.values())
-        opt_G.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_G.step()
-        if G_ema is not None:
-            update_ema(G_ema, G, cfg.ema_decay)
+        terms = ts(b, gen)
         step += 1
         bar.update(1)
 
-        for k, v in {**d_terms, **g_terms}.items():
+        for k, v in terms.items():
             sums[k] = sums.get(k, 0) + v.detach()
         n_sum += 1
         if step % max(1, min(cfg.freq_print, 50)) == 0 or step == steps:

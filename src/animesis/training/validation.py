@@ -1,0 +1,66 @@
+"""Validation FID during training: a fixed subset of the val split (never the test split)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from animesis.config import TrainConfig
+from animesis.data.dataset import SegmentationDataset
+from animesis.data.layout import DatasetInfo
+from animesis.metrics.assets import MetricUnavailable
+from animesis.metrics.features import stream_features
+from animesis.metrics.fid_kid import GaussianStats, frechet_distance
+from animesis.metrics.inception import load_inception
+from animesis.training.distributed import DistEnv
+from animesis.training.step import autocast_context
+
+
+def make_fid_validator(
+    cfg: TrainConfig, info: DatasetInfo, device: torch.device, env: DistEnv
+) -> Callable[[nn.Module], float] | None:
+    """A function G -> FID(G's paintings of the val maps, the real val images), or None without weights.
+
+    The real statistics are computed once; each call paints the same maps with the same noise, so
+    successive values differ only through the generator.
+    """
+    try:
+        net = load_inception(device)
+    except MetricUnavailable as e:
+        if env.is_main:
+            print(f"validation FID unavailable ({e}); no 'best' checkpoint will be kept")
+        return None
+    samples = info.splits["val"][: cfg.fid_samples]
+    dataset = SegmentationDataset(samples, info.palette, cfg.image_size, cache=True)
+    n = len(dataset)
+    real = stream_features(
+        lambda i: dataset[i]["image"], n, net, device=device, progress=False, desc="val real"
+    )
+    real_stats = GaussianStats.from_features(real)
+    g = torch.Generator().manual_seed(cfg.seed + 777)
+    z_all = torch.randn(n, cfg.generator.z_dim, generator=g)  # fixed noise, one vector per map
+    amp = autocast_context(device, cfg.precision)
+    N = info.num_classes
+
+    @torch.no_grad()
+    def validate(G: nn.Module) -> float:
+        was_training = G.training
+        G.eval()
+        fakes = []
+        for batch in DataLoader(dataset, batch_size=16):
+            label = batch["label"].to(device).long()
+            onehot = F.one_hot(label, N).permute(0, 3, 1, 2).float()
+            z = z_all[batch["index"]].to(device) if cfg.generator.z_dim else None
+            with amp:
+                fake = G(onehot, batch["character"].to(device), z)
+            fakes.append(((fake.float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu())
+        G.train(was_training)
+        fake_all = torch.cat(fakes)
+        feats = stream_features(lambda i: fake_all[i], n, net, device=device, progress=False, desc="val fake")
+        return frechet_distance(real_stats, GaussianStats.from_features(feats))
+
+    return validate
