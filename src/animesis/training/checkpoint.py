@@ -72,13 +72,15 @@ def _flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[st
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict, prefix: str) -> dict:
     state: dict[int, dict[str, Any]] = {}
     for name, val in tensors.items():
-        head, idx, key = name.split(".", 2)
-        if head == prefix:
+        if name.startswith(prefix + "."):
+            idx, key = name[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(idx), {})[key] = val
     for name, val in meta.get("scalars", {}).items():
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = val
-    return {"state": state, "param_groups": meta["param_groups"]}
+    # JSON turned the betas tuple into a list; give the optimizer back what it saved.
+    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
 
 
 def save_checkpoint(

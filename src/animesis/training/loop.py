@@ -34,18 +34,15 @@ class TrainingError(UserError):
 # --- set-up helpers ------------------------------------------------------------------------------
 
 
-def _rng_state(gen: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"noise": gen.get_state(), "torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["torch_cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(gen: torch.Generator, rng: dict[str, torch.Tensor]) -> None:
-    gen.set_state(rng["noise"])
-    torch.set_rng_state(rng["torch_cpu"])
-    if "torch_cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state(rng["torch_cuda"])
+def _rng_states(gen: torch.Generator, env: DistEnv) -> dict[str, torch.Tensor]:
+    """Every rank's noise-generator state (all training randomness flows from it; data order is a
+    pure function of seed and position). Collective: every rank must call it."""
+    state = gen.get_state()
+    if not env.distributed:
+        return {"noise.0": state}
+    states: list = [None] * env.world_size
+    torch.distributed.all_gather_object(states, state)
+    return {f"noise.{r}": s for r, s in enumerate(states)}
 
 
 def total_steps(cfg: TrainConfig, n_train: int) -> int:
@@ -123,7 +120,7 @@ def _train(cfg: TrainConfig, info: DatasetInfo, env: DistEnv, progress: bool) ->
         step = int(state["step"])
         best_fid, best_step = state.get("best_fid") or math.inf, state.get("best_step")
         if state.get("world_size", 1) == env.world_size:
-            _set_rng_state(gen, rng)  # a different process count draws different noise streams anyway
+            gen.set_state(rng[f"noise.{env.rank}"])  # another process count draws other streams anyway
         if env.is_main:
             print(f"resumed from {folder} at iteration {step}")
     if step >= steps and env.is_main:
@@ -158,6 +155,7 @@ def _train(cfg: TrainConfig, info: DatasetInfo, env: DistEnv, progress: bool) ->
             yield (b["onehot"], b["char"], z)
 
     def snapshot(pointers: tuple[str, ...], keep: bool) -> None:
+        rng = _rng_states(gen, env)
         if env.is_main:
             ckpt.save_checkpoint(
                 run_dir,
@@ -174,7 +172,7 @@ def _train(cfg: TrainConfig, info: DatasetInfo, env: DistEnv, progress: bool) ->
                     "world_size": env.world_size,
                     "batch_size": cfg.batch_size,
                 },
-                rng=_rng_state(gen),
+                rng=rng,
                 keep=keep,
                 pointers=pointers,
             )
