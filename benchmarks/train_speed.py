@@ -28,18 +28,32 @@ from animesis.training.step import build_train_step
 def make_config(args, batch: int) -> TrainConfig:
     p = PRESETS[args.preset]
     g = GeneratorConfig(
-        num_classes=args.classes, num_characters=args.characters, base_channels=p["base_g"],
-        num_blocks=p["blocks"], z_dim=p["z_dim"], id_dim=p["id_dim"], spade_hidden=p["spade_hidden"],
+        num_classes=args.classes,
+        num_characters=args.characters,
+        base_channels=p["base_g"],
+        num_blocks=p["blocks"],
+        z_dim=p["z_dim"],
+        id_dim=p["id_dim"],
+        spade_hidden=p["spade_hidden"],
     )
     d = DiscriminatorConfig(
-        num_classes=args.classes, num_characters=args.characters, base_channels=p["base_d"],
-        num_blocks=p["blocks"], identity_head=not args.no_identity_head,
+        num_classes=args.classes,
+        num_characters=args.characters,
+        base_channels=p["base_d"],
+        num_blocks=p["blocks"],
+        identity_head=not args.no_identity_head,
     )
     return TrainConfig(
-        name="bench", dataroot="", generator=g, discriminator=d,
+        name="bench",
+        dataroot="",
+        generator=g,
+        discriminator=d,
         loss=LossConfig(lambda_identity=0.0 if args.no_identity_head else 1.0),
-        image_size=(args.size, args.size), batch_size=batch, precision=args.precision,
-        channels_last=not args.no_channels_last, compile=args.compile,
+        image_size=(args.size, args.size),
+        batch_size=batch,
+        precision=args.precision,
+        channels_last=not args.no_channels_last,
+        compile=args.compile,
     )
 
 
@@ -66,7 +80,9 @@ def random_batch(cfg: TrainConfig, device: torch.device, gen: torch.Generator) -
 
 
 def time_train(cfg: TrainConfig, device: torch.device, warmup: int, iters: int) -> dict:
-    ts = build_train_step(cfg, DistEnv(device=device), tuple(f"c{i}" for i in range(cfg.generator.num_classes)))
+    ts = build_train_step(
+        cfg, DistEnv(device=device), tuple(f"c{i}" for i in range(cfg.generator.num_classes))
+    )
     gen = torch.Generator(device=device).manual_seed(0)
     b = random_batch(cfg, device, gen)
     for _ in range(warmup):
@@ -132,7 +148,9 @@ def main() -> None:
     device = resolve_device(args.device)
     results = {
         "date": datetime.date.today().isoformat(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
         "torch": torch.__version__,
         "config": {k: v for k, v in vars(args).items() if k not in ("batch",)},
         "train": {},

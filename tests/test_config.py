@@ -6,6 +6,7 @@ import pytest
 
 from animesis.config import (
     PRESETS,
+    CannyConfig,
     DiscriminatorConfig,
     GeneratorConfig,
     LossConfig,
@@ -14,7 +15,6 @@ from animesis.config import (
     from_dict,
     to_dict,
 )
-from animesis.data.edges import CannyConfig
 
 
 def test_train_config_json_round_trip():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from animesis.config import (
     PRESETS,
+    CannyConfig,
     DiscriminatorConfig,
     GeneratorConfig,
     LossConfig,
@@ -19,7 +20,6 @@ from animesis.config import (
     check_image_size,
     to_dict,
 )
-from animesis.data.edges import CannyConfig
 from animesis.errors import UserError
 
 
@@ -342,7 +342,11 @@ def cmd_train(args) -> int:
     ids = [s for s in args.gpu_ids.split(",") if s.strip()]
     if len(ids) > 1 and "WORLD_SIZE" not in os.environ and not args.dry_run:
         return _relaunch_with_torchrun(ids, args.argv)
-    info = load_dataset(Path(args.dataroot), Path(args.class_dir) if args.class_dir else None, args.class_num)
+    # Under torchrun one process decodes every file; the others take the cheap listing checks.
+    deep = int(os.environ.get("RANK", "0")) == 0
+    info = load_dataset(
+        Path(args.dataroot), Path(args.class_dir) if args.class_dir else None, args.class_num, deep=deep
+    )
     cfg = train_config(args, info)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(to_dict(cfg), indent=2))

@@ -10,9 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from animesis.data.edges import CannyConfig
-
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CannyConfig:
+    """Canny on the grey image in [0, 1]: Gaussian blur, Sobel magnitude, non-maximum suppression,
+    double threshold on the gradient magnitude, then hysteresis (weak edges kept where they touch
+    strong ones). Thresholds are gradient magnitudes of the [0, 1] image."""
+
+    low: float = 0.1  # weak-edge threshold
+    high: float = 0.2  # strong-edge threshold
+    sigma: float = 1.0  # Gaussian blur before the gradient, in pixels
+    kernel_size: int = 5  # blur kernel size (odd)
+    hysteresis: bool = True  # False keeps strong edges only (faster, no iteration)
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,12 @@ def run_test(args) -> int:
         which = "latest"
     painter = Painter.load(run_dir, which, device=device_from_gpu_ids(args.gpu_ids), use_ema=not args.no_EMA)
     _check_flags(args, painter)
-    info = load_dataset(Path(args.dataroot), Path(args.class_dir) if args.class_dir else None, args.class_num)
+    info = load_dataset(
+        Path(args.dataroot),
+        Path(args.class_dir) if args.class_dir else None,
+        args.class_num,
+        need=(args.split,),
+    )
     if args.class_num is not None and args.class_num != painter.num_characters:
         raise TestSetupError(
             f"--class_num {args.class_num} but the checkpoint knows {painter.num_characters} characters"

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import kornia
 import torch
 
-
-@dataclass(frozen=True)
-class CannyConfig:
-    """Canny on the grey image in [0, 1]: Gaussian blur, Sobel magnitude, non-maximum suppression,
-    double threshold on the gradient magnitude, then hysteresis (weak edges kept where they touch
-    strong ones). Thresholds are gradient magnitudes of the [0, 1] image."""
-
-    low: float = 0.1  # weak-edge threshold
-    high: float = 0.2  # strong-edge threshold
-    sigma: float = 1.0  # Gaussian blur before the gradient, in pixels
-    kernel_size: int = 5  # blur kernel size (odd)
-    hysteresis: bool = True  # False keeps strong edges only (faster, no iteration)
+from animesis.config import CannyConfig
 
 
-def canny_edges(image: torch.Tensor, cfg: CannyConfig = CannyConfig()) -> torch.Tensor:
+def canny_edges(image: torch.Tensor, cfg: CannyConfig | None = None) -> torch.Tensor:
     """(B, 3, H, W) float image in [0, 1] -> (B, H, W) uint8 edge map with values 0 and 1."""
+    cfg = cfg or CannyConfig()
     if not 0 <= cfg.low <= cfg.high:
         raise ValueError(f"Canny thresholds need 0 <= low <= high, got low={cfg.low} high={cfg.high}")
     _, edges = kornia.filters.canny(
