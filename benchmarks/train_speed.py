@@ -68,7 +68,7 @@ def random_batch(cfg: TrainConfig, device: torch.device, gen: torch.Generator) -
     label = torch.randint(0, N, (B, H // 8, W // 8), device=device, generator=gen)
     label = label.repeat_interleave(8, 1).repeat_interleave(8, 2)
     onehot = F.one_hot(label, N).permute(0, 3, 1, 2).float()
-    if not (cfg.channels_last and device.type == "cuda"):
+    if not cfg.channels_last:
         onehot = onehot.contiguous()
     return {
         "real": torch.rand(B, 3, H, W, device=device, generator=gen) * 2 - 1,
@@ -108,7 +108,7 @@ def time_generate(cfg: TrainConfig, device: torch.device, warmup: int, iters: in
     from animesis.models.generator import Generator
 
     G = fold_spectral_norm(Generator(cfg.generator).eval()).to(device)
-    if cfg.channels_last and device.type == "cuda":
+    if cfg.channels_last:
         G = G.to(memory_format=torch.channels_last)
     run = torch.compile(G, mode="max-autotune") if compile_ else G
     gen = torch.Generator(device=device).manual_seed(0)

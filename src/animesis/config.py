@@ -100,7 +100,7 @@ class TrainConfig:
     bn_refresh_batches: int = 50  # batches that re-estimate G_ema's BatchNorm statistics
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    channels_last: bool = True  # on CUDA only
+    channels_last: bool = True  # NHWC activations: faster convolutions on GPUs and CPUs alike
     compile: bool = False
     continue_train: bool = False
     which_iter: str = "latest"  # where --continue_train resumes from

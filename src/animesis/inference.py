@@ -41,7 +41,8 @@ class Painter:
     """A generator ready to paint: eval mode, spectral norm folded, on its device."""
 
     def __init__(self, generator: nn.Module, card: ModelCard, device: torch.device):
-        self.G = fold_spectral_norm(generator).to(device).eval()
+        # NHWC: oneDNN and cuDNN both run these convolutions several times faster than NCHW.
+        self.G = fold_spectral_norm(generator).to(device, memory_format=torch.channels_last).eval()
         self.card = card
         self.device = device
 
@@ -101,7 +102,7 @@ class Painter:
         """labels (B, H, W) class ids; characters (B,) ids, (B, K) weights or (B, H, W) id maps;
         z (B, z_dim) or None -> (B, H, W, 3) uint8 images."""
         label = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=self.device)
-        onehot = F.one_hot(label, self.num_classes).permute(0, 3, 1, 2).float()
+        onehot = F.one_hot(label, self.num_classes).permute(0, 3, 1, 2).float()  # NHWC strides
         char = torch.as_tensor(characters, device=self.device)
         if not char.is_floating_point():
             char = char.long()

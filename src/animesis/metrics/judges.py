@@ -170,7 +170,8 @@ def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def _judge_device(judge: nn.Module) -> torch.device:
-    return next(judge.parameters()).device
+    tensor = next(iter(judge.state_dict().values()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 @torch.no_grad()
@@ -474,7 +475,7 @@ def _fit(
         order = torch.randperm(n, generator=g)
         for b in range(per_epoch):
             idx = order[b * batch_size : (b + 1) * batch_size]
-            x = to_judge_input(images[idx]).to(device)
+            x = to_judge_input(images[idx].to(device))
             y = targets[idx].to(device)
             x, y_aug = augment(x, y if dense else None, g)
             y = y_aug if dense else y

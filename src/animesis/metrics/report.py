@@ -549,7 +549,7 @@ def main_eval_checkpoint(
             f"note: {run_dir} has no 'best' checkpoint (no validation split): using 'latest'", file=sys.stderr
         )
         which = "latest"
-    info = load_dataset(Path(dataroot), class_file)
+    info = load_dataset(Path(dataroot), class_file, need=(split,))
     result = evaluate_checkpoint(
         run_dir, which, info, split=split, device=device, seed=seed, batch_size=batch_size
     )

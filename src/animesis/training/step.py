@@ -46,7 +46,9 @@ def to_device_batch(
     if edge is None:
         edge = canny_edges((real + 1) / 2, cfg.canny)
     onehot = F.one_hot(label, num_classes).permute(0, 3, 1, 2).float()  # (B, N, H, W), channels-last strides
-    if not (cfg.channels_last and device.type == "cuda"):
+    if cfg.channels_last:
+        real = real.contiguous(memory_format=torch.channels_last)
+    else:
         onehot = onehot.contiguous()
     char = batch["character"].to(device, non_blocking=True).long()  # (B,)
     return {"real": real, "label": label, "onehot": onehot, "edge": edge, "char": char}
@@ -208,7 +210,7 @@ def build_train_step(cfg: TrainConfig, env: DistEnv, class_names: tuple[str, ...
     G_ema = copy.deepcopy(G).eval() if cfg.use_ema else None
     if env.distributed:
         G = convert_sync_batchnorm(G, device)
-    fmt = torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.preserve_format
+    fmt = torch.channels_last if cfg.channels_last else torch.preserve_format
     for m in (G, D, G_ema):
         if m is not None:
             m.to(device=device, memory_format=fmt)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The main job end to end on the built-in characters: draw the dataset, check it, train, paint the
+# test maps, train the evaluation judges, evaluate. A GPU gets a 256x256 model; a CPU a 64x64 one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  SIZE=256 PRESET=base TRAIN=4000 VAL=200 TEST=400 STEPS=${STEPS:-20000} BATCH=16 GPU=0 PRINT=1000
+else
+  SIZE=64 PRESET=small TRAIN=1800 VAL=90 TEST=180 STEPS=${STEPS:-1500} BATCH=8 GPU=-1 PRINT=250
+fi
+DATA=datasets/Synth$SIZE
+NAME=synth_$PRESET
+
+animesis dataset synth --out "$DATA" --characters 9 --size $SIZE --train $TRAIN --val $VAL --test $TEST --seed 0
+animesis dataset check "$DATA" --class_num 9
+
+if [ -f "checkpoints/$NAME/models/latest.txt" ]; then RESUME=--continue_train; else RESUME=; fi
+python train.py --name $NAME --dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 --dataset_mode custom \
+  --preset $PRESET --batch_size $BATCH --max_steps "$STEPS" --gpu_ids $GPU --freq_print $PRINT \
+  --freq_fid $PRINT --fid_samples $VAL --freq_save_latest $PRINT $RESUME
+
+python test.py --name $NAME --dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 --dataset_mode custom \
+  --ckpt_iter best --gpu_ids $GPU --batch_size 16
+
+animesis judges --dataroot "$DATA"
+animesis eval --name $NAME --ckpt_iter best --dataroot "$DATA" --json "results/$NAME/metrics.json"
+
+LABEL=$(ls "$DATA"/test_label | head -n 1)
+animesis generate --checkpoint "checkpoints/$NAME" --iter best --label "$DATA/test_label/$LABEL" \
+  --character 0:3:0.5 --n 4 --out "results/$NAME/mix"
+echo "done: images in results/$NAME, metrics in results/$NAME/metrics.json, logs in checkpoints/$NAME"
