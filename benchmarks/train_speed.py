@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from animesis.config import PRESETS, DiscriminatorConfig, GeneratorConfig, LossConfig, TrainConfig
-from animesis.inference import fold_spectral_norm
+from animesis.inference import Painter
 from animesis.training.distributed import DistEnv, resolve_device
 from animesis.training.step import build_train_step
 
@@ -105,25 +105,29 @@ def time_train(cfg: TrainConfig, device: torch.device, warmup: int, iters: int) 
 
 @torch.no_grad()
 def time_generate(cfg: TrainConfig, device: torch.device, warmup: int, iters: int, compile_: bool) -> dict:
+    """The EMA generator as `animesis generate` runs it: a Painter (eval, folded spectral norm, NHWC)."""
+    from animesis.data.palette import Palette
     from animesis.models.generator import Generator
+    from animesis.models.pretrained import ModelCard
 
-    G = fold_spectral_norm(Generator(cfg.generator).eval()).to(device)
-    if cfg.channels_last:
-        G = G.to(memory_format=torch.channels_last)
-    run = torch.compile(G, mode="max-autotune") if compile_ else G
+    N = cfg.generator.num_classes
+    palette = Palette(tuple(f"c{i}" for i in range(N)), tuple((i, i, i) for i in range(N)))
+    card = ModelCard(cfg.generator, None, palette, ("x",) * cfg.generator.num_characters, cfg.image_size)
+    painter = Painter(Generator(cfg.generator), card, device, precision=cfg.precision, compile=compile_)
     gen = torch.Generator(device=device).manual_seed(0)
     b = random_batch(cfg, device, gen)
     z = torch.randn(cfg.batch_size, cfg.generator.z_dim, device=device, generator=gen)
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    ctx = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+    def run() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=painter.bf16):
+            painter.forward(b["onehot"], b["char"], z)
+
     for _ in range(warmup):
-        with ctx:
-            run(b["onehot"], b["char"], z)
+        run()
     sync(device)
     t = time.perf_counter()
     for _ in range(iters):
-        with ctx:
-            run(b["onehot"], b["char"], z)
+        run()
     sync(device)
     dt = (time.perf_counter() - t) / iters
     return {"batch_ms": dt * 1e3, "img_per_s": cfg.batch_size / dt}

@@ -137,6 +137,7 @@ def _test_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--character", type=int, default=None, help="render every map as this character")
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
     p.add_argument("--no_EMA", action="store_true")
+    _add_paint_speed_flags(p)
     _add_model_flags(p)  # accepted so the seed's commands run; checked against the checkpoint
     return p
 
@@ -151,7 +152,13 @@ def _generate_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=4, help="samples with different noise")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="auto")
+    _add_paint_speed_flags(p)
     return p
+
+
+def _add_paint_speed_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on CUDA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the generator (CUDA graphs on GPUs)")
 
 
 def build_parser() -> argparse.ArgumentParser:

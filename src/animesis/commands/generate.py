@@ -39,7 +39,9 @@ def parse_character(text: str, num_characters: int) -> tuple[torch.Tensor, str]:
 
 
 def run_generate(args) -> int:
-    painter = Painter.load(args.checkpoint, args.iter, device=args.device)
+    painter = Painter.load(
+        args.checkpoint, args.iter, device=args.device, precision=args.precision, compile=args.compile
+    )
     label = painter.read_label(args.label)
     char, tag = parse_character(str(args.character), painter.num_characters)
     if not char.is_floating_point():

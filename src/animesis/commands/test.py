@@ -58,7 +58,14 @@ def run_test(args) -> int:
             f"note: {run_dir} has no 'best' checkpoint (no validation split): using 'latest'", file=sys.stderr
         )
         which = "latest"
-    painter = Painter.load(run_dir, which, device=device_from_gpu_ids(args.gpu_ids), use_ema=not args.no_EMA)
+    painter = Painter.load(
+        run_dir,
+        which,
+        device=device_from_gpu_ids(args.gpu_ids),
+        use_ema=not args.no_EMA,
+        precision=args.precision,
+        compile=args.compile,
+    )
     _check_flags(args, painter)
     info = load_dataset(
         Path(args.dataroot),
