@@ -203,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch_size", type=int, default=16)
     e.add_argument("--device", default="auto")
     e.add_argument("--json", default=None, help="also write the results as JSON here")
+    e.add_argument(
+        "--every_character_maps",
+        type=int,
+        default=None,
+        help="maps painted as every character (default: all; K paintings each, so cap it on a CPU)",
+    )
+    e.add_argument(
+        "--n_diversity_maps", type=int, default=50, help="maps painted several times for diversity LPIPS"
+    )
+    e.add_argument("--samples_per_map", type=int, default=4)
     j = sub.add_parser("judges", help="train the identity and segmentation judges of a dataset")
     j.add_argument("--dataroot", required=True)
     j.add_argument("--class_dir", default=None)
@@ -458,6 +468,9 @@ def cmd_eval(args) -> int:
             args.seed,
             args.batch_size,
             args.split,
+            every_character_maps=args.every_character_maps,
+            n_diversity_maps=args.n_diversity_maps,
+            samples_per_map=args.samples_per_map,
         )
     if not (args.real and args.fake):
         raise UsageError("eval needs --real DIR --fake DIR, or --name NAME --dataroot DIR")

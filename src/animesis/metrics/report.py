@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,13 +115,14 @@ class ImageScorer:
     feats_real: list[torch.Tensor] = field(default_factory=list)
     feats_fake: list[torch.Tensor] = field(default_factory=list)
     lpips: list[torch.Tensor] = field(default_factory=list)
-    # identity: rows = requested character, columns = judged character
-    id_real: np.ndarray | None = None
-    id_fake: np.ndarray | None = None
-    id_every: np.ndarray | None = None
-    seg_real: torch.Tensor | None = None
-    seg_fake: torch.Tensor | None = None
-    colour: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    # identity confusions (K, K): rows = requested character, columns = judged character
+    id_real: np.ndarray = field(init=False)
+    id_fake: np.ndarray = field(init=False)
+    id_every: np.ndarray = field(init=False)
+    # segmentation confusions (N, N): rows = label map class, columns = judged class
+    seg_real: torch.Tensor = field(init=False)
+    seg_fake: torch.Tensor = field(init=False)
+    colour: dict[str, list[np.ndarray]] = field(default_factory=dict)  # (2, regions) arrays: ΔE, class
 
     def __post_init__(self) -> None:
         K, N = self.num_characters, self.num_classes
@@ -304,28 +307,44 @@ def evaluate_checkpoint(
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     nets = Networks.load(info, dev, lpips_net)
     warnings = []
-    if nets.judges is not None and (stale := nets.judges.stale_warning(info)):
-        warnings.append(stale)
+    if nets.judges is not None:
+        judged = (nets.judges.character.cfg.num_characters, nets.judges.segment.cfg.num_classes)
+        if judged != (painter.num_characters, info.num_classes):
+            nets.missing["judges"] = (
+                f"the judges in {nets.judges.folder} know {judged[0]} characters and {judged[1]} classes, "
+                f"the checkpoint {painter.num_characters} and {info.num_classes}; retrain them with "
+                f"`animesis judges --dataroot {info.root} --force`"
+            )
+            nets.judges = None
+        elif stale := nets.judges.stale_warning(info):
+            warnings.append(stale)
     scorer = ImageScorer(nets, info.num_classes, painter.num_characters, dev)
     z_all = painter.noise(n, seed)  # one draw per map in file order: independent of the batch size
     div_labels, div_chars = [], []
+    clock: dict[str, float] = {}  # where the time goes: painting is the generator, the rest scoring
     bar = tqdm(total=n, desc=f"painting and scoring {split}", unit="map", disable=not progress)
     for batch in loader:
         idx, labels, chars = batch["index"], batch["label"], batch["character"]
-        fake = painter.paint(labels, chars, z_all[idx] if z_all is not None else None)
-        scorer.add(batch["image"], fake, labels, chars)
+        with _timed(clock, "painting"):
+            fake = painter.paint(labels, chars, z_all[idx] if z_all is not None else None)
+        with _timed(clock, "scoring"):
+            scorer.add(batch["image"], fake, labels, chars)
         every = idx < n_every
         if every.any():  # the same maps and noise, requested as each character in turn
             z = z_all[idx[every]] if z_all is not None else None
             for k in range(painter.num_characters):
                 k_ids = torch.full((int(every.sum()),), k, dtype=torch.long)
-                scorer.add_every_character(painter.paint(labels[every], k_ids, z), labels[every], k)
+                with _timed(clock, "painting_every_character"):
+                    fake = painter.paint(labels[every], k_ids, z)
+                with _timed(clock, "scoring_every_character"):
+                    scorer.add_every_character(fake, labels[every], k)
         keep = idx < n_diversity_maps
         div_labels.append(labels[keep])
         div_chars.append(chars[keep])
         bar.update(len(idx))
     bar.close()
-    metrics, details = scorer.results(info.palette.names, kid_seed=seed)
+    with _timed(clock, "fid_kid_and_summaries"):
+        metrics, details = scorer.results(info.palette.names, kid_seed=seed)
 
     n_div = min(n, n_diversity_maps)
     if not card.generator.z_dim:
@@ -340,7 +359,8 @@ def evaluate_checkpoint(
         )
     else:
         labels, chars = torch.cat(div_labels), torch.cat(div_chars)
-        mean, std = diversity(painter, labels, chars, samples_per_map, seed, nets.lpips)
+        with _timed(clock, "diversity"):
+            mean, std = diversity(painter, labels, chars, samples_per_map, seed, nets.lpips)
         metrics["lpips_diversity"], metrics["lpips_diversity_std"] = mean, std
     details["diversity"] = {"maps": n_div, "samples_per_map": samples_per_map, "net": lpips_net}
     details["lpips"] = {"net": lpips_net, "pairs": n}
@@ -365,6 +385,7 @@ def evaluate_checkpoint(
         "num_characters": painter.num_characters,
         "character_names": list(card.character_names),
         "device": str(dev),
+        "painting_precision": "bf16" if painter.bf16 else "fp32",
         "seed": seed,
         "metrics": metrics,
         "details": details,
@@ -377,7 +398,16 @@ def evaluate_checkpoint(
         },
         "warnings": warnings,
         "seconds": round(time.perf_counter() - started, 1),
+        "seconds_by_stage": {k: round(v, 1) for k, v in clock.items()},
     }
+
+
+@contextmanager
+def _timed(clock: dict[str, float], key: str) -> Iterator[None]:
+    """Add the wall time of the block to clock[key] (results come back to the CPU, so it is synchronised)."""
+    start = time.perf_counter()
+    yield
+    clock[key] = clock.get(key, 0.0) + time.perf_counter() - start
 
 
 def _check_fit(painter: Painter, info: DatasetInfo, split: str, samples: tuple) -> None:
@@ -406,6 +436,8 @@ def _num(value: Any, std: Any = None, digits: int = 4) -> str:
 
 
 def _pct(value: Any) -> str:
+    if value is None:
+        return "—"
     return "unavailable" if isinstance(value, dict) else f"{100 * value:.1f}%"
 
 
@@ -415,30 +447,33 @@ def format_report(result: dict[str, Any]) -> str:
     n, K = result["n_images"], result["num_characters"]
     why = lambda key, text: m[key]["unavailable"] if isinstance(m[key], dict) else text
     kid = d.get("kid", {})
-    ident = d.get("identity", {})
-    n_every = ident.get("maps_every_character", n)
+    kid_note = f"mean ± std over {kid.get('subsets')} subsets of {kid.get('subset_size')}"
+    if kid.get("subset_size") == n:
+        kid_note += " (each subset is the whole split, so the std is 0)"
+    n_every = d.get("identity", {}).get("maps_every_character", n)
     div = d["diversity"]
-    colour_n = lambda key: d.get("colour", {}).get(key, {}).get("regions_scored", 0)
+    regions = lambda key: f"{d.get('colour', {}).get(key, {}).get('regions_scored', 0)} regions"
+    na = "—"  # no real-image counterpart
     rows = [
-        ("FID ↓", _num(m["fid"], digits=2), "", f"{n} vs {n}", why("fid", FID_PREPROCESSING)),
+        ("FID ↓", _num(m["fid"], digits=2), na, f"{n} vs {n}", why("fid", "TF-Inception pool3")),
         (
             "KID ×100 ↓",
             _num(m["kid_x100"], m["kid_x100_std"], 3),
-            "",
+            na,
             f"{n} vs {n}",
-            why("kid_x100", f"mean ± std over {kid.get('subsets')} subsets of {kid.get('subset_size')}"),
+            why("kid_x100", kid_note),
         ),
         (
             f"LPIPS to ground truth ({d['lpips']['net']}) ↓",
             _num(m["lpips_paired"], m["lpips_paired_std"]),
-            "",
+            na,
             f"{n} pairs",
             why("lpips_paired", "mean ± std over pairs"),
         ),
         (
             f"diversity LPIPS ({div['net']}) ↑",
             _num(m["lpips_diversity"], m["lpips_diversity_std"]),
-            "",
+            na,
             f"{div['maps']} maps × {div['samples_per_map']}",
             why("lpips_diversity", "mean over sample pairs of a map; ± std over maps"),
         ),
@@ -452,7 +487,7 @@ def format_report(result: dict[str, Any]) -> str:
         (
             "identity accuracy, every character ↑",
             _pct(m["identity_accuracy_every_character"]),
-            "",
+            na,
             f"{n_every} × {K}",
             why("identity_accuracy_every_character", "each map painted as each character"),
         ),
@@ -467,28 +502,35 @@ def format_report(result: dict[str, Any]) -> str:
             "colour error ΔE ↓",
             _num(m["colour_error"], digits=2),
             _num(m["colour_error_real"], digits=2),
-            f"{colour_n('colour_error')} regions",
-            why("colour_error", "CIELAB ΔE76 of region medians vs the cast's colours"),
+            regions("colour_error"),
+            why("colour_error", "per region: 10th-percentile pixel ΔE76 to the cast's colour"),
         ),
         (
             "colour error ΔE, every character ↓",
             _num(m["colour_error_every_character"], digits=2),
-            "",
-            f"{colour_n('colour_error_every_character')} regions",
+            na,
+            regions("colour_error_every_character"),
             why("colour_error_every_character", "each map painted as each character"),
         ),
     ]
     lines = [
         f"Checkpoint {result['checkpoint']} (step {result['step']}), {result['split']} split of "
         f"{result['dataset']}: {n} maps at {result['resolution'][0]}×{result['resolution'][1]}, seed "
-        f"{result['seed']}, {result['device']}, {result['date']}",
+        f"{result['seed']}, {result['device']} ({result['painting_precision']} painting), {result['date']}",
         "",
         f"| metric | generated | real {result['split']} images | N | notes |",
         "| --- | --- | --- | --- | --- |",
     ]
     lines += [f"| {' | '.join(row)} |" for row in rows]
-    lines += ["", *(f"{k}: {v}" for k, v in result["preprocessing"].items())]
-    lines += [f"warning: {w}" for w in result.get("warnings", [])]
+    lines += ["", *(f"- {k}: {v}" for k, v in result["preprocessing"].items())]
+    judges = d.get("judges")
+    if judges:
+        c, s = judges["character_training"] or {}, judges["segment_training"] or {}
+        lines.append(
+            f"- judges ({judges['folder']}): character held-out accuracy {_pct(c.get('held_out_accuracy'))}, "
+            f"segment held-out mIoU {_pct(s.get('held_out_miou'))} at training time"
+        )
+    lines += [f"- warning: {w}" for w in result.get("warnings", [])]
     return "\n".join(lines)
 
 
@@ -533,6 +575,10 @@ def main_eval_checkpoint(
     seed: int,
     batch_size: int,
     split: str,
+    *,
+    every_character_maps: int | None = None,  # maps painted as every character (None: all)
+    n_diversity_maps: int = 50,
+    samples_per_map: int = 4,
 ) -> int:
     """`animesis eval --name`: evaluate checkpoints/NAME on a split; print the table, optionally write JSON.
 
@@ -551,7 +597,16 @@ def main_eval_checkpoint(
         which = "latest"
     info = load_dataset(Path(dataroot), class_file, need=(split,))
     result = evaluate_checkpoint(
-        run_dir, which, info, split=split, device=device, seed=seed, batch_size=batch_size
+        run_dir,
+        which,
+        info,
+        split=split,
+        device=device,
+        seed=seed,
+        batch_size=batch_size,
+        every_character_maps=every_character_maps,
+        n_diversity_maps=n_diversity_maps,
+        samples_per_map=samples_per_map,
     )
     print(format_report(result))
     if json_path is not None:
