@@ -13,7 +13,9 @@ from animesis.models.pretrained import ModelCard, ModelLoadError, from_pretraine
 from animesis.training import checkpoint as ckpt
 
 N, K = 11, 3
-GC = GeneratorConfig(num_classes=N, num_characters=K, base_channels=4, num_blocks=2, z_dim=2, id_dim=2, spade_hidden=4)
+GC = GeneratorConfig(
+    num_classes=N, num_characters=K, base_channels=4, num_blocks=2, z_dim=2, id_dim=2, spade_hidden=4
+)
 DC = DiscriminatorConfig(num_classes=N, num_characters=K, base_channels=4, num_blocks=2)
 CARD = ModelCard(GC, DC, DEFAULT_PALETTE, ("a", "b", "c"), (16, 16))
 

@@ -7,7 +7,29 @@ import pytest
 from animesis.cli import UsageError, build_parser, device_from_gpu_ids, model_configs, train_config
 from animesis.data.palette import DEFAULT_PALETTE
 
-SEED_TRAIN = ["train", "--name", "quintuplets", "--class_dir", "datasets/Quintuplets/class.txt", "--class_num", "9", "--dataset_mode", "custom", "--dataroot", "./datasets/Quintuplets", "--gpu_ids", "0", "--num_epochs", "400", "--batch_size", "1", "--freq_print", "1000", "--freq_save_latest", "10000"]
+SEED_TRAIN = [
+    "train",
+    "--name",
+    "quintuplets",
+    "--class_dir",
+    "datasets/Quintuplets/class.txt",
+    "--class_num",
+    "9",
+    "--dataset_mode",
+    "custom",
+    "--dataroot",
+    "./datasets/Quintuplets",
+    "--gpu_ids",
+    "0",
+    "--num_epochs",
+    "400",
+    "--batch_size",
+    "1",
+    "--freq_print",
+    "1000",
+    "--freq_save_latest",
+    "10000",
+]
 
 
 def fake_info(K=9):
@@ -32,8 +54,28 @@ def test_seed_train_command_translates():
 
 
 def test_oasis_flags_override_preset():
-    argv = SEED_TRAIN + ["--channels_G", "16", "--channels_D", "8", "--num_res_blocks", "4", "--crop_size", "64", "--z_dim", "3"]
-    argv += ["--no_labelmix", "--no_EMA", "--lr_g", "2e-4", "--EMA_decay", "0.999", "--no_3dnoise", "--no_identity_head"]
+    argv = SEED_TRAIN + [
+        "--channels_G",
+        "16",
+        "--channels_D",
+        "8",
+        "--num_res_blocks",
+        "4",
+        "--crop_size",
+        "64",
+        "--z_dim",
+        "3",
+    ]
+    argv += [
+        "--no_labelmix",
+        "--no_EMA",
+        "--lr_g",
+        "2e-4",
+        "--EMA_decay",
+        "0.999",
+        "--no_3dnoise",
+        "--no_identity_head",
+    ]
     cfg = train_config(build_parser().parse_args(argv), fake_info())
     assert cfg.generator.base_channels == 16 and cfg.discriminator.base_channels == 8
     assert cfg.generator.num_blocks == cfg.discriminator.num_blocks == 4
@@ -51,7 +93,7 @@ def test_class_num_must_match_dataset():
 
 def test_bad_crop_size_is_a_clear_error():
     args = build_parser().parse_args(SEED_TRAIN + ["--crop_size", "100"])
-    with pytest.raises(UsageError, match="multiple of 64"):
+    with pytest.raises(UsageError, match="multiple of 32"):
         model_configs(args, 11, 9)
 
 

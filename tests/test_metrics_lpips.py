@@ -19,9 +19,11 @@ from animesis.metrics.lpips import LPIPS, load_lpips, lpips_distance
 
 DATA = Path(__file__).parent / "data" / "lpips"
 
+
 def weights_missing(asset) -> bool:
     """Skip weight-dependent tests on a bare machine, but never in CI, which installs the weights."""
     return importlib.util.find_spec(asset.package) is None and not os.environ.get("CI")
+
 
 needs_lpips = pytest.mark.skipif(
     weights_missing(LPIPS_ALEX),

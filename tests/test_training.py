@@ -31,22 +31,40 @@ K = 3
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny", n_train=12, n_val=3, n_test=4, num_characters=K)
+    return write_tiny_dataset(
+        tmp_path_factory.mktemp("data") / "tiny", n_train=12, n_val=3, n_test=4, num_characters=K
+    )
 
 
 def make_cfg(data: Path, run: Path, **kw) -> TrainConfig:
     info = load_dataset(data)
-    g = GeneratorConfig(info.num_classes, K, base_channels=8, num_blocks=3, z_dim=4, id_dim=4, spade_hidden=16)
+    g = GeneratorConfig(
+        info.num_classes, K, base_channels=8, num_blocks=3, z_dim=4, id_dim=4, spade_hidden=16
+    )
     d = DiscriminatorConfig(info.num_classes, K, base_channels=8, num_blocks=3)
     base = dict(
-        name="run", dataroot=str(data), generator=g, discriminator=d, checkpoints_dir=str(run), image_size=(32, 32),
-        batch_size=4, max_steps=6, freq_print=3, freq_save_latest=3, freq_save_ckpt=1000, freq_fid=0,
-        bn_refresh_batches=2, device="cpu", seed=5,
+        name="run",
+        dataroot=str(data),
+        generator=g,
+        discriminator=d,
+        checkpoints_dir=str(run),
+        image_size=(32, 32),
+        batch_size=4,
+        max_steps=6,
+        freq_print=3,
+        freq_save_latest=3,
+        freq_save_ckpt=1000,
+        freq_fid=0,
+        bn_refresh_batches=2,
+        device="cpu",
+        seed=5,
     )
     return TrainConfig(**{**base, **kw})
 
 
-def d_accuracy(D: torch.nn.Module, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
+def d_accuracy(
+    D: torch.nn.Module, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor
+) -> tuple[float, float]:
     """(share of real pixels D segments into their class, share of fake pixels D calls fake)."""
     with torch.no_grad():
         seg_real, seg_fake = D(real).seg, D(fake).seg
@@ -92,8 +110,11 @@ def test_training_changes_discriminator_and_generator(data, tmp_path):
 
 def state_of(folder: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     out = {}
-    for name, cls, conf in ((G_WEIGHTS, Generator, cfg.generator), (G_EMA_WEIGHTS, Generator, cfg.generator),
-                            (D_WEIGHTS, Discriminator, cfg.discriminator)):
+    for name, cls, conf in (
+        (G_WEIGHTS, Generator, cfg.generator),
+        (G_EMA_WEIGHTS, Generator, cfg.generator),
+        (D_WEIGHTS, Discriminator, cfg.discriminator),
+    ):
         m = cls(conf)
         load_weights(m, folder / name)
         out.update({f"{name}:{k}": v for k, v in m.state_dict().items()})
@@ -132,22 +153,67 @@ def test_validation_fid_keeps_a_best_checkpoint(data, tmp_path):
 
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_seed_readme_commands(data, tmp_path):
     """The seed README's train.py / test.py commands, with a tiny model and scratch folders added."""
     ck, res = str(tmp_path / "checkpoints"), str(tmp_path / "results")
     tiny = ["--preset", "tiny", "--crop_size", "32", "--checkpoints_dir", ck]
-    r = cli("train.py", "--name", "quintuplets", "--class_dir", f"{data}/class.txt", "--class_num", str(K),
-            "--dataset_mode", "custom", "--dataroot", str(data), "--gpu_ids", "0", "--num_epochs", "2",
-            "--batch_size", "1", "--freq_print", "1000", "--freq_save_latest", "10000", "--freq_save_ckpt", "12",
-            "--no_progress", *tiny)
+    r = cli(
+        "train.py",
+        "--name",
+        "quintuplets",
+        "--class_dir",
+        f"{data}/class.txt",
+        "--class_num",
+        str(K),
+        "--dataset_mode",
+        "custom",
+        "--dataroot",
+        str(data),
+        "--gpu_ids",
+        "0",
+        "--num_epochs",
+        "2",
+        "--batch_size",
+        "1",
+        "--freq_print",
+        "1000",
+        "--freq_save_latest",
+        "10000",
+        "--freq_save_ckpt",
+        "12",
+        "--no_progress",
+        *tiny,
+    )
     assert r.returncode == 0, r.stderr
     assert ckpt.list_checkpoints(Path(ck) / "quintuplets") == [12, 24]  # 12 images x 2 epochs at batch 1
-    r = cli("test.py", "--class_num", str(K), "--name", "quintuplets", "--class_dir", f"{data}/class.txt",
-            "--ckpt_iter", "12", "--dataset_mode", "custom", "--dataroot", str(data), "--batch_size", "1",
-            "--gpu_ids", "0", "--checkpoints_dir", ck, "--results_dir", res)
+    r = cli(
+        "test.py",
+        "--class_num",
+        str(K),
+        "--name",
+        "quintuplets",
+        "--class_dir",
+        f"{data}/class.txt",
+        "--ckpt_iter",
+        "12",
+        "--dataset_mode",
+        "custom",
+        "--dataroot",
+        str(data),
+        "--batch_size",
+        "1",
+        "--gpu_ids",
+        "0",
+        "--checkpoints_dir",
+        ck,
+        "--results_dir",
+        res,
+    )
     assert r.returncode == 0, r.stderr
     images = sorted((Path(res) / "quintuplets" / "12" / "image").iterdir())
     labels = sorted((Path(res) / "quintuplets" / "12" / "label").iterdir())
@@ -159,25 +225,93 @@ def test_seed_readme_commands(data, tmp_path):
     big = tmp_path / "big.png"
     Image.fromarray(np.kron(label, np.ones((2, 2), np.uint8))).save(big)
     out = tmp_path / "gen"
-    r = cli("-m", "animesis", "generate", "--checkpoint", f"{ck}/quintuplets", "--label", str(big),
-            "--character", "0:2:0.5", "--n", "2", "--seed", "1", "--out", str(out))
+    r = cli(
+        "-m",
+        "animesis",
+        "generate",
+        "--checkpoint",
+        f"{ck}/quintuplets",
+        "--label",
+        str(big),
+        "--character",
+        "0:2:0.5",
+        "--n",
+        "2",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     assert len(list(out.glob("*.png"))) == 2
 
     # bad inputs: one clear line, exit code 2, no traceback
     bad = [
-        ("-m", "animesis", "generate", "--checkpoint", f"{ck}/quintuplets", "--label", str(big),
-         "--character", "7", "--out", str(out)),
-        ("test.py", "--name", "quintuplets", "--class_num", "5", "--ckpt_iter", "12", "--dataroot", str(data),
-         "--checkpoints_dir", ck, "--results_dir", res),
-        ("test.py", "--name", "quintuplets", "--ckpt_iter", "12", "--dataroot", str(data), "--channels_G", "64",
-         "--checkpoints_dir", ck, "--results_dir", res),
-        ("test.py", "--name", "quintuplets", "--ckpt_iter", "999", "--dataroot", str(data),
-         "--checkpoints_dir", ck, "--results_dir", res),
+        (
+            "-m",
+            "animesis",
+            "generate",
+            "--checkpoint",
+            f"{ck}/quintuplets",
+            "--label",
+            str(big),
+            "--character",
+            "7",
+            "--out",
+            str(out),
+        ),
+        (
+            "test.py",
+            "--name",
+            "quintuplets",
+            "--class_num",
+            "5",
+            "--ckpt_iter",
+            "12",
+            "--dataroot",
+            str(data),
+            "--checkpoints_dir",
+            ck,
+            "--results_dir",
+            res,
+        ),
+        (
+            "test.py",
+            "--name",
+            "quintuplets",
+            "--ckpt_iter",
+            "12",
+            "--dataroot",
+            str(data),
+            "--channels_G",
+            "64",
+            "--checkpoints_dir",
+            ck,
+            "--results_dir",
+            res,
+        ),
+        (
+            "test.py",
+            "--name",
+            "quintuplets",
+            "--ckpt_iter",
+            "999",
+            "--dataroot",
+            str(data),
+            "--checkpoints_dir",
+            ck,
+            "--results_dir",
+            res,
+        ),
         ("train.py", "--name", "quintuplets", "--dataroot", str(data), "--checkpoints_dir", ck, *tiny),
     ]
-    expected = ["character 7 does not exist", "--class_num 5", "--channels_G 64", "no checkpoint at iteration 999",
-                "already holds checkpoints"]
+    expected = [
+        "character 7 does not exist",
+        "--class_num 5",
+        "--channels_G 64",
+        "no checkpoint at iteration 999",
+        "already holds checkpoints",
+    ]
     for argv, message in zip(bad, expected, strict=True):
         r = cli(*argv)
         assert r.returncode == 2, (argv, r.stderr)

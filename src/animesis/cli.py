@@ -275,7 +275,7 @@ def model_configs(
         spectral_norm=not args.no_spectral_norm,
     )
     try:
-        check_image_size(size, g.num_blocks, d.num_blocks)
+        check_image_size(size, g.num_blocks)
     except ValueError as e:
         raise UsageError(str(e)) from e
     return g, d, size

@@ -124,13 +124,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def check_image_size(size: tuple[int, int], g_blocks: int, d_blocks: int) -> None:
-    """Raise ValueError unless both networks can take this size."""
-    need = max(2 ** (g_blocks - 1), 2**d_blocks)
+def check_image_size(size: tuple[int, int], g_blocks: int) -> None:
+    """Raise ValueError unless the generator can paint this size (the discriminator takes any)."""
+    need = 2 ** (g_blocks - 1)
     if any(s % need or s <= 0 for s in size):
         raise ValueError(
-            f"image size {size[0]}x{size[1]} must be a positive multiple of {need} "
-            f"({g_blocks} generator blocks, {d_blocks} discriminator blocks)"
+            f"image size {size[0]}x{size[1]} must be a positive multiple of {need} ({g_blocks} generator blocks)"
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
@@ -15,7 +14,7 @@ from animesis.data.layout import load_dataset
 from animesis.errors import UserError
 from animesis.inference import Painter
 from animesis.models.pretrained import ModelLoadError
-from animesis.training.checkpoint import read_pointer
+from animesis.training.checkpoint import best_or_latest
 
 
 class TestSetupError(UserError):
@@ -48,16 +47,7 @@ def run_test(args) -> int:
     from animesis.cli import device_from_gpu_ids
 
     run_dir = Path(args.checkpoints_dir) / args.name
-    which = str(args.ckpt_iter)
-    if (
-        which == "best"
-        and read_pointer(run_dir, "best") is None
-        and read_pointer(run_dir, "latest") is not None
-    ):
-        print(
-            f"note: {run_dir} has no 'best' checkpoint (no validation split): using 'latest'", file=sys.stderr
-        )
-        which = "latest"
+    which = best_or_latest(run_dir, str(args.ckpt_iter))
     painter = Painter.load(
         run_dir,
         which,

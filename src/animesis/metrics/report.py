@@ -43,7 +43,7 @@ from animesis.metrics.judges import (
     train_judges,
 )
 from animesis.metrics.lpips import load_lpips
-from animesis.training.checkpoint import read_pointer, write_text_atomic
+from animesis.training.checkpoint import best_or_latest, write_text_atomic
 
 FORMAT = "animesis-eval"
 FID_PREPROCESSING = "TF-Inception 2015-12-05, pytorch-fid preprocessing (bilinear 299, [-1,1])"
@@ -585,16 +585,7 @@ def main_eval_checkpoint(
     Exits 1 when a metric that needs weights or judges is unavailable, 0 otherwise.
     """
     run_dir = Path(checkpoints_dir) / name
-    which = str(ckpt_iter)
-    if (
-        which == "best"
-        and read_pointer(run_dir, "best") is None
-        and read_pointer(run_dir, "latest") is not None
-    ):
-        print(
-            f"note: {run_dir} has no 'best' checkpoint (no validation split): using 'latest'", file=sys.stderr
-        )
-        which = "latest"
+    which = best_or_latest(run_dir, str(ckpt_iter))
     info = load_dataset(Path(dataroot), class_file, need=(split,))
     result = evaluate_checkpoint(
         run_dir,

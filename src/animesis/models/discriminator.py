@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from animesis.config import DiscriminatorConfig
@@ -60,16 +61,23 @@ class Discriminator(nn.Module):
         return 2**self.cfg.num_blocks
 
     def forward(self, image: torch.Tensor) -> DOutput:
-        """image (B, 3, H, W) in [-1, 1] -> per-pixel logits of every head."""
+        """image (B, 3, H, W) in [-1, 1] -> per-pixel logits of every head.
+
+        Sizes that are not a multiple of 2**num_blocks are padded (edge pixels repeated) on the
+        right and bottom, and the logits cropped back, so D takes whatever size G paints.
+        """
+        H, W = image.shape[-2:]
+        m = self.downsampling
+        pad_h, pad_w = -H % m, -W % m
+        x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
         skips = []
-        x = image
         for block in self.down:
             x = block(x)
             skips.append(x)
         x = self.up[0](x)
         for i, block in enumerate(self.up[1:], start=1):
             x = block(torch.cat([skips[-1 - i], x], dim=1))
-        out = self.heads(x)  # (B, N+1+1+K, H, W)
+        out = self.heads(x)[..., :H, :W]  # (B, N+1+1+K, H, W)
         seg, edge = out[:, : self.n_seg], out[:, self.n_seg : self.n_seg + 1]
         identity = out[:, self.n_seg + 1 :] if self.cfg.identity_head else None
         return DOutput(seg, edge, identity)

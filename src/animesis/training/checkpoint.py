@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,20 @@ def read_pointer(run_dir: Path, name: str) -> int | None:
         return None
     except ValueError as e:
         raise ModelLoadError(f"{path}: does not hold an iteration number") from e
+
+
+def best_or_latest(run_dir: Path, which: str) -> str:
+    """'best' falls back to 'latest' (with a note) for a run that kept no best: it had no val split."""
+    if (
+        which == "best"
+        and read_pointer(run_dir, "best") is None
+        and read_pointer(run_dir, "latest") is not None
+    ):
+        print(
+            f"note: {run_dir} has no 'best' checkpoint (no validation split): using 'latest'", file=sys.stderr
+        )
+        return "latest"
+    return which
 
 
 def list_checkpoints(run_dir: Path) -> list[int]:

@@ -68,10 +68,12 @@ def d_step_loss(
     fake: torch.Tensor,
     cfg: TrainConfig,
     num_classes: int,
-    id_ignore: torch.Tensor,
     gen: torch.Generator | None,
 ) -> dict[str, torch.Tensor]:
-    """Discriminator loss on real, fake and (LabelMix) mixed images, in one batched D pass."""
+    """Discriminator loss on real, fake and (LabelMix) mixed images, in one batched D pass.
+
+    `b` holds the batch plus its class-balancing "weights" and identity "id_mask" (see `TrainStep`).
+    """
     lc = cfg.loss
     real = b["real"]
     images = [real, fake]
@@ -83,16 +85,15 @@ def d_step_loss(
     B = real.shape[0]
     seg_r, seg_f = out.seg[:B], out.seg[B : 2 * B]
     edge_r, edge_f = out.edge[:B], out.edge[B : 2 * B]
-    w = losses.class_balance_weights(b["label"], num_classes) if lc.class_balancing else None
     terms = {
-        "D_real": losses.n1_real_loss(seg_r, b["label"], w),
+        "D_real": losses.n1_real_loss(seg_r, b["label"], b["weights"]),
         "D_fake": losses.n1_fake_loss(seg_f),
         "D_edge": lc.lambda_edge
         * (losses.edge_loss(edge_r, b["edge"]) + losses.edge_loss(edge_f, torch.zeros_like(b["edge"]))),
     }
     if out.identity is not None and lc.lambda_identity > 0:
         terms["D_identity"] = lc.lambda_identity * losses.identity_loss(
-            out.identity[:B], b["char"], identity_mask(b["label"], id_ignore)
+            out.identity[:B], b["char"], b["id_mask"]
         )
     if mask is not None:
         flat = out.flat()
@@ -107,23 +108,18 @@ def g_step_loss(
     b: dict[str, torch.Tensor],
     fake: torch.Tensor,
     cfg: TrainConfig,
-    num_classes: int,
-    id_ignore: torch.Tensor,
     vgg: nn.Module | None = None,
 ) -> dict[str, torch.Tensor]:
     """Generator loss: fakes should segment as their label, show the real image's edges, and read as
     the requested character."""
     lc = cfg.loss
     out = D(fake)
-    w = losses.class_balance_weights(b["label"], num_classes) if lc.class_balancing else None
     terms = {
-        "G_adv": losses.n1_real_loss(out.seg, b["label"], w),
+        "G_adv": losses.n1_real_loss(out.seg, b["label"], b["weights"]),
         "G_edge": lc.lambda_edge * losses.edge_loss(out.edge, b["edge"]),
     }
     if out.identity is not None and lc.lambda_identity > 0:
-        terms["G_identity"] = lc.lambda_identity * losses.identity_loss(
-            out.identity, b["char"], identity_mask(b["label"], id_ignore)
-        )
+        terms["G_identity"] = lc.lambda_identity * losses.identity_loss(out.identity, b["char"], b["id_mask"])
     if vgg is not None and lc.lambda_vgg > 0:
         terms["G_vgg"] = lc.lambda_vgg * losses.perceptual_loss(vgg_taps(vgg, fake), vgg_taps(vgg, b["real"]))
     return terms
@@ -173,6 +169,12 @@ class TrainStep:
         """One iteration on batch `b`; noise z is drawn from `gen` unless given."""
         cfg, N = self.cfg, self.num_classes
         B = b["char"].shape[0]
+        # Per-pixel weights shared by the D and G steps, computed once.
+        b = {
+            **b,
+            "weights": losses.class_balance_weights(b["label"], N) if cfg.loss.class_balancing else None,
+            "id_mask": identity_mask(b["label"], self.id_ignore),
+        }
         z_dim = cfg.generator.z_dim
         if z is None and z_dim:
             z = torch.randn(B, z_dim, device=self.device, generator=gen)
@@ -182,14 +184,14 @@ class TrainStep:
         # D step on the detached fake; then the G step through the updated D (one G forward per iteration).
         self.D.requires_grad_(True)
         with self.amp:
-            d_terms = d_step_loss(self.D_train, b, fake.detach(), cfg, N, self.id_ignore, gen)
+            d_terms = d_step_loss(self.D_train, b, fake.detach(), cfg, N, gen)
         self.opt_D.zero_grad(set_to_none=True)
         sum(d_terms.values()).backward()
         self.opt_D.step()
 
         self.D.requires_grad_(False)  # D's weights get no gradient from the G step
         with self.amp:
-            g_terms = g_step_loss(self.D_for_G, b, fake, cfg, N, self.id_ignore, self.vgg)
+            g_terms = g_step_loss(self.D_for_G, b, fake, cfg, self.vgg)
         self.opt_G.zero_grad(set_to_none=True)
         sum(g_terms.values()).backward()
         self.opt_G.step()
