@@ -15,6 +15,7 @@ import datetime
 import json
 import platform
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -88,14 +89,23 @@ def time_train(cfg: TrainConfig, device: torch.device, warmup: int, iters: int) 
     for _ in range(warmup):
         ts(b, gen)
     sync(device)
+    syncs = None
     if device.type == "cuda":
+        # Count host synchronisations inside one iteration (each one stalls the launch queue).
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            ts(b, gen)
+            torch.cuda.set_sync_debug_mode("default")
+        syncs = sum("synchroniz" in str(w.message) for w in caught)
+        sync(device)
         torch.cuda.reset_peak_memory_stats(device)
     t = time.perf_counter()
     for _ in range(iters):
         ts(b, gen)
     sync(device)
     dt = (time.perf_counter() - t) / iters
-    out = {"iter_ms": dt * 1e3, "img_per_s": cfg.batch_size / dt}
+    out = {"iter_ms": dt * 1e3, "img_per_s": cfg.batch_size / dt, "host_syncs_per_iter": syncs}
     if device.type == "cuda":
         out["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     out["G_params_M"] = sum(p.numel() for p in ts.G.parameters()) / 1e6

@@ -18,7 +18,11 @@ def class_balance_weights(label: torch.Tensor, num_classes: int) -> torch.Tensor
     As OASIS: w_c = B*H*W / (K_present * count_c), so rare classes (eyes, mouth) weigh as much in
     total as the background and the mean weight over the batch is 1.
     """
-    counts = torch.bincount(label.flatten(), minlength=num_classes)[:num_classes].float()  # (N,)
+    flat = label.flatten()
+    # scatter_add rather than bincount: bincount on CUDA reads the maximum back to the host.
+    counts = torch.zeros(num_classes, device=label.device).scatter_add_(
+        0, flat, torch.ones_like(flat, dtype=torch.float)
+    )
     present = (counts > 0).float().sum()
     w = label.numel() / (present * counts.clamp(min=1))  # (N,)
     return w[label]

@@ -54,9 +54,9 @@ def to_device_batch(
     return {"real": real, "label": label, "onehot": onehot, "edge": edge, "char": char}
 
 
-def identity_mask(label: torch.Tensor, ignore: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) bool: pixels whose class carries the character's identity."""
-    return ~torch.isin(label, ignore)
+def identity_mask(label: torch.Tensor, carries_identity: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: pixels whose class carries the character's identity (a table lookup, no sync)."""
+    return carries_identity[label]
 
 
 # --- the objective -------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ class TrainStep:
     G_train: nn.Module
     D_train: nn.Module
     D_for_G: nn.Module
-    id_ignore: torch.Tensor  # class ids without identity (background)
+    carries_identity: torch.Tensor  # (N,) bool per class: False for background and the like
     device: torch.device
     vgg: nn.Module | None = None  # frozen VGG16 for the perceptual loss
 
@@ -173,7 +173,7 @@ class TrainStep:
         b = {
             **b,
             "weights": losses.class_balance_weights(b["label"], N) if cfg.loss.class_balancing else None,
-            "id_mask": identity_mask(b["label"], self.id_ignore),
+            "id_mask": identity_mask(b["label"], self.carries_identity),
         }
         z_dim = cfg.generator.z_dim
         if z is None and z_dim:
@@ -226,7 +226,7 @@ def build_train_step(cfg: TrainConfig, env: DistEnv, class_names: tuple[str, ...
     D_for_G: nn.Module = D
     if cfg.compile:
         G_train, D_train, D_for_G = torch.compile(G_train), torch.compile(D_train), torch.compile(D)
-    ignore = [i for i, n in enumerate(class_names) if n in cfg.loss.identity_ignore]
+    carries_identity = torch.tensor([n not in cfg.loss.identity_ignore for n in class_names], device=device)
     vgg = None
     if cfg.loss.lambda_vgg > 0:
         from animesis.metrics.lpips import load_lpips
@@ -242,7 +242,7 @@ def build_train_step(cfg: TrainConfig, env: DistEnv, class_names: tuple[str, ...
         G_train=G_train,
         D_train=D_train,
         D_for_G=D_for_G,
-        id_ignore=torch.tensor(ignore, dtype=torch.long, device=device),
+        carries_identity=carries_identity,
         device=device,
         vgg=vgg,
     )
