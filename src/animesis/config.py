@@ -85,7 +85,7 @@ class TrainConfig:
     lr_d: float = 4e-4
     beta1: float = 0.0
     beta2: float = 0.999
-    ema_decay: float = 0.9999  # per iteration
+    ema_decay: float = 0.9999  # per iteration, reached after a ramp (training.ema.ema_decay_at)
     use_ema: bool = True
     seed: int = 42
     flip: bool = True  # random horizontal flips

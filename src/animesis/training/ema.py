@@ -9,6 +9,16 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
+def ema_decay_at(step: int, decay: float) -> float:
+    """The decay for iteration `step`: ramps up as (1 + step) / (10 + step) until it reaches `decay`.
+
+    A constant 0.9999 averages over ~10k iterations, so for the first thousands of iterations the
+    EMA generator would still be mostly its random initialisation; the ramp lets it follow early
+    training and changes nothing in long runs (it reaches 0.9999 after ~90k iterations).
+    """
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for parameters; buffers (spectral-norm vectors) are copied.

@@ -187,7 +187,7 @@ def _train(cfg: TrainConfig, info: DatasetInfo, env: DistEnv, progress: bool) ->
         torch.cuda.reset_peak_memory_stats(device)
     while step < steps:
         b = to_device_batch(next(batches), device, cfg, N, gen if cfg.flip else None)
-        terms = ts(b, gen)
+        terms = ts(b, gen, step=step)
         step += 1
         bar.update(1)
 

@@ -20,7 +20,7 @@ from animesis.data.edges import canny_edges
 from animesis.models.discriminator import Discriminator
 from animesis.models.generator import Generator
 from animesis.training.distributed import DistEnv, convert_sync_batchnorm
-from animesis.training.ema import update_ema
+from animesis.training.ema import ema_decay_at, update_ema
 
 
 def to_device_batch(
@@ -164,7 +164,11 @@ class TrainStep:
         self.amp = autocast_context(self.device, self.cfg.precision)
 
     def __call__(
-        self, b: dict[str, torch.Tensor], gen: torch.Generator | None, z: torch.Tensor | None = None
+        self,
+        b: dict[str, torch.Tensor],
+        gen: torch.Generator | None,
+        z: torch.Tensor | None = None,
+        step: int = 10**9,  # iterations done before this one (sets the EMA ramp)
     ) -> dict[str, torch.Tensor]:
         """One iteration on batch `b`; noise z is drawn from `gen` unless given."""
         cfg, N = self.cfg, self.num_classes
@@ -196,7 +200,7 @@ class TrainStep:
         sum(g_terms.values()).backward()
         self.opt_G.step()
         if self.G_ema is not None:
-            update_ema(self.G_ema, self.G, cfg.ema_decay)
+            update_ema(self.G_ema, self.G, ema_decay_at(step, cfg.ema_decay))
         return {**d_terms, **g_terms}
 
 
