@@ -1,7 +1,11 @@
 """DDP on 2 CPU processes (gloo): ranks stay identical and match one process with the same global batch."""
 
+import json
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -121,3 +125,64 @@ def test_sampler_shards_are_disjoint_and_resume_exactly():
     assert sorted(stream[:10]) == list(range(10))  # each epoch is a permutation
     resumed = InfiniteSampler(10, seed=1, start=13)
     assert [i for _, i in zip(range(10), iter(resumed), strict=False)] == stream[13:23]
+
+
+@pytest.mark.slow
+def test_torchrun_trains_and_resumes_with_two_cpu_processes(tmp_path):
+    from datagen import write_tiny_dataset
+
+    from animesis.training import checkpoint as ckpt
+
+    data = write_tiny_dataset(tmp_path / "data", n_train=8, n_val=0, n_test=2)
+    ck = tmp_path / "checkpoints"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+
+    def torchrun(steps: int, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "animesis",
+            "train",
+            "--name",
+            "ddp",
+            "--dataroot",
+            str(data),
+            "--preset",
+            "tiny",
+            "--crop_size",
+            "32",
+            "--batch_size",
+            "4",
+            "--max_steps",
+            str(steps),
+            "--gpu_ids",
+            "-1",
+            "--freq_print",
+            "2",
+            "--freq_save_latest",
+            "2",
+            "--freq_fid",
+            "0",
+            "--num_workers",
+            "0",
+            "--checkpoints_dir",
+            str(ck),
+            "--no_progress",
+            *extra,
+        ]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    r = torchrun(4)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = ck / "ddp"
+    assert ckpt.read_pointer(run, "latest") == 4
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [2, 4]  # one writer: rank 0
+    r = torchrun(6, "--continue_train")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resumed from" in r.stdout and ckpt.read_pointer(run, "latest") == 6
