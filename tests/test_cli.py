@@ -97,6 +97,19 @@ def test_bad_crop_size_is_a_clear_error():
         model_configs(args, 11, 9)
 
 
+def test_identity_free_baseline_flags():
+    args = build_parser().parse_args(
+        SEED_TRAIN + ["--id_dim", "0", "--no_identity_head", "--lambda_edge", "0"]
+    )
+    cfg = train_config(args, fake_info())
+    assert cfg.generator.id_dim == 0 and cfg.generator.z_dim > 0  # 0 is kept, not replaced by the preset
+    assert not cfg.discriminator.identity_head and cfg.loss.lambda_edge == 0
+    with pytest.raises(UsageError, match="no code input"):
+        model_configs(build_parser().parse_args(SEED_TRAIN + ["--id_dim", "0", "--no_3dnoise"]), 11, 9)
+    with pytest.raises(UsageError, match="0 or more"):
+        model_configs(build_parser().parse_args(SEED_TRAIN + ["--id_dim", "-2"]), 11, 9)
+
+
 def test_gpu_ids():
     assert device_from_gpu_ids("-1") == "cpu"
     with pytest.raises(UsageError):

@@ -124,6 +124,15 @@ def test_no_noise_generator_is_deterministic():
         tiny_g()(y, torch.tensor([0, 1]))
 
 
+def test_identity_free_generator_ignores_the_character(tmp_path):
+    """id_dim 0 is the OASIS baseline: noise only, the requested character changes nothing."""
+    G = tiny_g(id_dim=0).eval()
+    y, z = onehot(B=2), torch.randn(2, 4)
+    assert torch.equal(G(y, torch.tensor([0, 1]), z), G(y, torch.tensor([2, 2]), z))
+    save_weights(G, tmp_path / "g.safetensors")
+    load_weights(tiny_g(id_dim=0), tmp_path / "g.safetensors")
+
+
 def test_sizes_that_are_multiples_work():
     G, D = tiny_g().eval(), tiny_d()
     y = onehot(B=1, size=64)

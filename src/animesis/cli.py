@@ -66,7 +66,12 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--z_dim", type=int, default=None, help="noise dimension")
     g.add_argument("--no_3dnoise", action="store_true", help="no noise: one image per (map, character)")
-    g.add_argument("--id_dim", type=int, default=None, help="character code dimension")
+    g.add_argument(
+        "--id_dim",
+        type=int,
+        default=None,
+        help="character code dimension (0: ignore the character, as OASIS)",
+    )
     g.add_argument("--spade_ks", type=int, default=3)
     g.add_argument(
         "--param_free_norm",
@@ -252,6 +257,11 @@ def model_configs(
     p = PRESETS[args.preset]
     blocks = args.num_res_blocks or p["blocks"]
     z_dim = 0 if args.no_3dnoise else (args.z_dim if args.z_dim is not None else p["z_dim"])
+    id_dim = p["id_dim"] if args.id_dim is None else args.id_dim
+    if id_dim < 0 or z_dim < 0:
+        raise UsageError(f"--id_dim and --z_dim must be 0 or more, got {id_dim} and {z_dim}")
+    if id_dim == 0 and z_dim == 0:
+        raise UsageError("--id_dim 0 with no noise leaves the generator no code input: keep one of them")
     crop = args.crop_size or p["size"]
     size = (crop, round(crop * args.aspect_ratio))
     g = GeneratorConfig(
@@ -260,7 +270,7 @@ def model_configs(
         base_channels=args.channels_G or p["base_g"],
         num_blocks=blocks,
         z_dim=z_dim,
-        id_dim=args.id_dim or p["id_dim"],
+        id_dim=id_dim,
         spade_hidden=p["spade_hidden"],
         spade_kernel=args.spade_ks,
         norm="instance" if args.param_free_norm == "instance" else "batch",
