@@ -92,7 +92,10 @@ def main() -> None:
         "variants": {},
     }
     variants = {
-        "identity_head": [],  # animesis: the generator takes the character, D judges it per pixel
+        # animesis: the generator takes the character, D names the character of every pixel; the
+        # default identity weight (0.1) and ten times it.
+        "identity_head_lambda0.1": ["--lambda_identity", "0.1"],
+        "identity_head_lambda1": ["--lambda_identity", "1"],
         "no_identity_head": ["--no_identity_head"],  # the seed's design: D never sees the character
         # OASIS with the same budget: no character input anywhere, no edge loss.
         "oasis_baseline": ["--id_dim", "0", "--no_identity_head", "--lambda_edge", "0"],

@@ -49,7 +49,7 @@ def make_config(args, batch: int) -> TrainConfig:
         dataroot="",
         generator=g,
         discriminator=d,
-        loss=LossConfig(lambda_identity=0.0 if args.no_identity_head else 1.0),
+        loss=LossConfig(lambda_identity=0.0 if args.no_identity_head else LossConfig.lambda_identity),
         image_size=(args.size, args.size),
         batch_size=batch,
         precision=args.precision,

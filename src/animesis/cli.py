@@ -112,7 +112,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--no_labelmix", action="store_true")
     g.add_argument("--lambda_labelmix", type=float, default=10.0)
     g.add_argument("--lambda_edge", type=float, default=0.3)
-    g.add_argument("--lambda_identity", type=float, default=1.0)
+    g.add_argument("--lambda_identity", type=float, default=0.1)
     g.add_argument(
         "--add_vgg_loss", action="store_true", help="VGG16 perceptual loss (weights from the metrics extra)"
     )
