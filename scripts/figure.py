@@ -1,6 +1,6 @@
 """Draw the README figure: a few test maps, each beside its real picture and painted as every character.
 
-python scripts/figure.py --checkpoint checkpoints/synth_small --dataroot datasets/Synth64 --out docs/images/paint.png
+python scripts/figure.py --checkpoint checkpoints/synth_small --iter best --dataroot datasets/Synth64 --out docs/images/paint.png
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ def main() -> None:
     wanted = [j * K // args.maps for j in range(args.maps)]
     picks = [next(s for s in samples if s.character == c) for c in wanted]
     ds = SegmentationDataset(picks, info.palette, painter.card.image_size)
+    z = painter.noise(1, args.seed)  # one noise for every tile: only the map and character change
+    z = z.expand(K, -1) if z is not None else None
     rows = []
     for i in range(len(ds)):
         item = ds[i]
         label = item["label"].numpy()
-        z = painter.noise(1, args.seed)
-        painted = painter.paint(
-            np.repeat(label[None], K, 0), torch.arange(K), z.expand(K, -1) if z is not None else None
-        )
+        painted = painter.paint(np.repeat(label[None], K, 0), torch.arange(K), z)
         tiles = [painter.colorize(label), item["image"].permute(1, 2, 0).numpy(), *painted]
         rows.append(np.concatenate([_tile(t, args.tile) for t in tiles], axis=1))
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.out)
