@@ -110,6 +110,15 @@ def test_identity_free_baseline_flags():
         model_configs(build_parser().parse_args(SEED_TRAIN + ["--id_dim", "-2"]), 11, 9)
 
 
+def test_mode_seeking_needs_noise():
+    cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1"]), fake_info())
+    assert cfg.loss.lambda_ms == 1.0
+    with pytest.raises(UsageError, match="--lambda_ms needs noise"):
+        train_config(
+            build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1", "--no_3dnoise"]), fake_info()
+        )
+
+
 def test_gpu_ids():
     assert device_from_gpu_ids("-1") == "cpu"
     with pytest.raises(UsageError):

@@ -55,6 +55,13 @@ def test_identity_loss_averages_over_mask_only():
     assert losses.identity_loss(logits, char, torch.zeros(1, 1, 2, dtype=torch.bool)).item() == 0.0
 
 
+def test_mode_seeking_loss_value():
+    a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)  # images differ by 0.5 everywhere
+    za, zb = torch.zeros(1, 4), torch.full((1, 4), 2.0)  # noises differ by 2
+    assert losses.mode_seeking_loss(a, b, za, zb, eps=0.0).item() == pytest.approx(4.0)  # 1 / (0.5 / 2)
+    assert losses.mode_seeking_loss(a, a, za, zb).item() == pytest.approx(1e5)  # collapse costs most
+
+
 def test_labelmix_mask_is_constant_per_class():
     g = torch.Generator().manual_seed(0)
     label = torch.randint(0, 5, (3, 16, 16), generator=g)

@@ -162,6 +162,19 @@ def test_vgg_perceptual_loss_trains(data, tmp_path):
     assert np.isfinite(log["G_vgg"]) and log["G_vgg"] > 0
 
 
+def test_mode_seeking_term_joins_the_loss_only_when_on(data, tmp_path):
+    """With --lambda_ms the G step paints half the batch twice and the term joins the loss."""
+    cfg = make_cfg(
+        data, tmp_path, max_steps=2, freq_print=2, freq_save_latest=2, loss=LossConfig(lambda_ms=1.0)
+    )
+    train(cfg, load_dataset(data), progress=False)
+    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(log["G_mode_seeking"]) and log["G_mode_seeking"] > 0
+    plain = make_cfg(data, tmp_path / "plain", max_steps=2, freq_print=2, freq_save_latest=2)
+    train(plain, load_dataset(data), progress=False)
+    assert "G_mode_seeking" not in json.loads((plain.run_dir / "log.jsonl").read_text().splitlines()[-1])
+
+
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run(

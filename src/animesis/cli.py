@@ -117,6 +117,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "--add_vgg_loss", action="store_true", help="VGG16 perceptual loss (weights from the metrics extra)"
     )
     g.add_argument("--lambda_vgg", type=float, default=10.0)
+    g.add_argument(
+        "--lambda_ms",
+        type=float,
+        default=0.0,
+        help="mode-seeking term (MSGAN): samples of one map with other noise should differ (0: off)",
+    )
     g.add_argument("--no_balancing_inloss", action="store_true")
     g.add_argument("--no_flip", action="store_true")
     g.add_argument(
@@ -299,11 +305,14 @@ def train_config(args, info) -> TrainConfig:
     """Seed/OASIS training flags + the dataset's N and K -> TrainConfig."""
     num_characters = _check_class_num(args, info)
     g, d, size = model_configs(args, info.num_classes, num_characters)
+    if args.lambda_ms > 0 and g.z_dim == 0:
+        raise UsageError("--lambda_ms needs noise: it is meaningless with --no_3dnoise or --z_dim 0")
     loss = LossConfig(
         lambda_labelmix=0.0 if args.no_labelmix else args.lambda_labelmix,
         lambda_edge=args.lambda_edge,
         lambda_identity=0.0 if args.no_identity_head else args.lambda_identity,
         lambda_vgg=args.lambda_vgg if args.add_vgg_loss else 0.0,
+        lambda_ms=args.lambda_ms,
         class_balancing=not args.no_balancing_inloss,
     )
     return TrainConfig(

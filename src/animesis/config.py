@@ -62,6 +62,7 @@ class LossConfig:
     lambda_edge: float = 0.3  # the seed's edge-head weight
     lambda_identity: float = 0.1  # per-pixel character loss (identity head); 1.0 cost FID and mIoU
     lambda_vgg: float = 0.0  # VGG16 perceptual loss (0 = off; OASIS uses 10 with --add_vgg_loss)
+    lambda_ms: float = 0.0  # mode seeking (MSGAN): half the batch painted again with other noise
     class_balancing: bool = True
     identity_ignore: tuple[str, ...] = ("background",)  # classes that carry no identity
 

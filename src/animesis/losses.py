@@ -58,6 +58,17 @@ def identity_loss(logits: torch.Tensor, character: torch.Tensor, mask: torch.Ten
     return (ce * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def mode_seeking_loss(
+    fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019): two samples of one condition should differ as their noises do.
+
+    1 / (mean|fake_a - fake_b| / mean|z_a - z_b| + eps); pairs share label map and character.
+    """
+    ratio = (fake_a.float() - fake_b.float()).abs().mean() / (z_a.float() - z_b.float()).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
 # OASIS's weights for the five VGG taps, deepest last.
 VGG_TAP_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 

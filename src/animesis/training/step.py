@@ -182,8 +182,17 @@ class TrainStep:
         z_dim = cfg.generator.z_dim
         if z is None and z_dim:
             z = torch.randn(B, z_dim, device=self.device, generator=gen)
-        with self.amp:
-            fake = self.G_train(b["onehot"], b["char"], z)  # (B, 3, H, W)
+        pair = None  # mode seeking: the first half of the batch again, with other noise, in the same forward
+        if cfg.loss.lambda_ms > 0 and z is not None and B > 1:
+            h = B // 2
+            z2 = torch.randn(h, z_dim, device=self.device, generator=gen)
+            onehot, char = (torch.cat([t, t[:h]]) for t in (b["onehot"], b["char"]))
+            with self.amp:
+                both = self.G_train(onehot, char, torch.cat([z, z2]))
+            fake, pair = both[:B], (both[:h], both[B:], z[:h], z2)
+        else:
+            with self.amp:
+                fake = self.G_train(b["onehot"], b["char"], z)  # (B, 3, H, W)
 
         # D step on the detached fake; then the G step through the updated D (one G forward per iteration).
         self.D.requires_grad_(True)
@@ -196,6 +205,8 @@ class TrainStep:
         self.D.requires_grad_(False)  # D's weights get no gradient from the G step
         with self.amp:
             g_terms = g_step_loss(self.D_for_G, b, fake, cfg, self.vgg)
+        if pair is not None:
+            g_terms["G_mode_seeking"] = cfg.loss.lambda_ms * losses.mode_seeking_loss(*pair)
         self.opt_G.zero_grad(set_to_none=True)
         sum(g_terms.values()).backward()
         self.opt_G.step()
