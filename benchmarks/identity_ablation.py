@@ -98,6 +98,7 @@ def main() -> None:
         "identity_head_lambda1": ["--lambda_identity", "1"],
         # the default plus MSGAN's mode-seeking term, against the collapse of samples of one map
         "identity_head_lambda0.1_ms1": ["--lambda_identity", "0.1", "--lambda_ms", "1"],
+        "identity_head_lambda0.1_ms0.1": ["--lambda_identity", "0.1", "--lambda_ms", "0.1"],
         "no_identity_head": ["--no_identity_head"],  # the seed's design: D never sees the character
         # OASIS with the same budget: no character input anywhere, no edge loss.
         "oasis_baseline": ["--id_dim", "0", "--no_identity_head", "--lambda_edge", "0"],

@@ -121,7 +121,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "--lambda_ms",
         type=float,
         default=0.0,
-        help="mode-seeking term (MSGAN): samples of one map with other noise should differ (0: off)",
+        help="mode-seeking term (MSGAN): samples of one map with other noise should differ (0: off; "
+        "0.1 and 1 lost the character in the ablation, see benchmarks/RESULTS.md)",
     )
     g.add_argument("--no_balancing_inloss", action="store_true")
     g.add_argument("--no_flip", action="store_true")
