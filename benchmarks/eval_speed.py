@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
+from timing import timed
 
 from animesis.data.palette import DEFAULT_PALETTE
 from animesis.metrics.inception import load_inception
@@ -30,20 +30,6 @@ from animesis.metrics.judges import (
 from animesis.metrics.report import ImageScorer, Networks
 
 NOT_TIMED = "not part of this benchmark"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> tuple[float, object]:
-    """(seconds, result) of fn() with the device synchronised on both sides."""
-    sync(device)
-    start = time.perf_counter()
-    out = fn()
-    sync(device)
-    return time.perf_counter() - start, out
 
 
 def blob_labels(n: int, size: int, num_classes: int, g: torch.Generator) -> torch.Tensor:

@@ -9,31 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from timing import timed
 
 from animesis.metrics.evaluate import evaluate_folders
 from animesis.metrics.fid_kid import fid_from_features, kid_from_features
 from animesis.metrics.inception import load_inception
 from animesis.metrics.lpips import load_lpips
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> tuple[float, object]:
-    """(seconds, result) of fn() with the device synchronised on both sides."""
-    sync(device)
-    start = time.perf_counter()
-    out = fn()
-    sync(device)
-    return time.perf_counter() - start, out
 
 
 @torch.no_grad()
