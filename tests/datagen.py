@@ -119,3 +119,19 @@ def write_tiny_dataset(
             lines.append(f"{name} {character}")
     (root / "class.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
+
+
+def tiny_judge_settings(num_characters: int, size: int) -> dict:
+    """`train_judges` keyword arguments for size x size judges, 30 passes in batches of 8: seconds on a CPU."""
+    from animesis.metrics.judges import CharacterJudgeConfig, JudgeTraining, SegmentJudgeConfig
+
+    return dict(
+        device="cpu",
+        epochs=30,
+        seed=0,
+        progress=False,
+        character=CharacterJudgeConfig(num_characters, resolution=size),
+        segment=SegmentJudgeConfig(DEFAULT_PALETTE.num_classes, resolution=size),
+        character_training=JudgeTraining(views=0, batch_size=8, lr=3e-3),
+        segment_training=JudgeTraining(views=0, batch_size=8, lr=4e-3),
+    )

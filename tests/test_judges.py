@@ -7,7 +7,17 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from datagen import BACKGROUND, CLOTHES, EYES, FACE, HAIR, SKIN, character_colors, write_tiny_dataset
+from datagen import (
+    BACKGROUND,
+    CLOTHES,
+    EYES,
+    FACE,
+    HAIR,
+    SKIN,
+    character_colors,
+    tiny_judge_settings,
+    write_tiny_dataset,
+)
 from safetensors.torch import load_file
 from torch import nn
 
@@ -36,17 +46,7 @@ from animesis.metrics.judges import (
 
 K = 3
 SIZE = 32
-# 32x32 judges, 30 passes in batches of 8: a few seconds on a CPU.
-TRAIN = dict(
-    device="cpu",
-    epochs=30,
-    seed=0,
-    progress=False,
-    character=CharacterJudgeConfig(K, resolution=SIZE),
-    segment=SegmentJudgeConfig(DEFAULT_PALETTE.num_classes, resolution=SIZE),
-    character_training=JudgeTraining(views=0, batch_size=8, lr=3e-3),
-    segment_training=JudgeTraining(views=0, batch_size=8, lr=4e-3),
-)
+TRAIN = tiny_judge_settings(K, SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ import math
 
 import pytest
 import torch
-from datagen import CLOTHES, EYES, HAIR, character_colors, write_tiny_dataset
+from datagen import CLOTHES, EYES, HAIR, character_colors, tiny_judge_settings, write_tiny_dataset
 
 from animesis.config import GeneratorConfig
 from animesis.data.layout import load_dataset
 from animesis.data.palette import DEFAULT_PALETTE
 from animesis.metrics.assets import INCEPTION, LPIPS_ALEX, MetricUnavailable, locate_weights
-from animesis.metrics.judges import CharacterJudgeConfig, JudgeTraining, SegmentJudgeConfig, train_judges
+from animesis.metrics.judges import train_judges
 from animesis.metrics.report import evaluate_checkpoint, format_report, main_eval_checkpoint, main_judges
 from animesis.models.generator import Generator
 from animesis.models.pretrained import ModelCard, save_pretrained
@@ -69,18 +69,7 @@ def evaluated(tmp_path_factory):
     root = write_tiny_dataset(tmp / "data", n_train=24, n_val=0, n_test=6, num_characters=K)
     write_cast(root)
     info = load_dataset(root)
-    train_judges(
-        info,
-        root / "judges",
-        device="cpu",
-        epochs=30,
-        seed=0,
-        progress=False,
-        character=CharacterJudgeConfig(K, resolution=SIZE),
-        segment=SegmentJudgeConfig(DEFAULT_PALETTE.num_classes, resolution=SIZE),
-        character_training=JudgeTraining(views=0, batch_size=8, lr=3e-3),
-        segment_training=JudgeTraining(views=0, batch_size=8, lr=4e-3),
-    )
+    train_judges(info, root / "judges", **tiny_judge_settings(K, SIZE))
     write_run(tmp / "run", step=7)
     return info, evaluate_checkpoint(tmp / "run", "latest", info, seed=1, **EVAL)
 
