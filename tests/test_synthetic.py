@@ -22,6 +22,7 @@ from animesis.data.synthetic import (
     canny_exact,
     cast_members,
     draw_picture,
+    draw_variations,
     load_cast,
     looks_of,
     png_bytes,
@@ -382,3 +383,20 @@ def test_a_users_cast_is_drawn(tmp_path):
     path.write_text(json.dumps({"characters": [{**chars[0], "name": 3}]}))
     with pytest.raises(SynthError, match="name must be a non-empty one-line string"):
         load_cast(path)
+
+
+def test_variations_keep_the_label_map_and_change_background_and_light(small, tmp_path):
+    out, _ = small
+    label, images = draw_variations(out, "test", 3, 4)
+    on_disk = np.asarray(Image.open(out / "test_label" / "test_000003.png"))
+    assert np.array_equal(label, on_disk)  # the same picture: the character and layout are untouched
+    background = label == DEFAULT_PALETTE.index("background")
+    for other in images[1:]:
+        changed = (other != images[0]).any(axis=2)
+        assert changed[background].mean() > 0.2  # another background
+    # Light moves the cel shadows on the character, never its classes.
+    character = ~background
+    assert max((im != images[0]).any(axis=2)[character].mean() for im in images[1:]) > 0.005
+    (tmp_path / "cast.json").write_text('{"characters": []}')
+    with pytest.raises(SynthError, match="not a dataset drawn by"):
+        draw_variations(tmp_path, "test", 0, 2)

@@ -79,6 +79,12 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         default="syncbatch",
         help="'syncbatch' is BatchNorm, synchronised across processes under DDP",
     )
+    g.add_argument(
+        "--modulation",
+        choices=["spade", "style"],
+        default=None,
+        help="generator modulation: 'spade' (OASIS) or 'style' (a learned style per character and class)",
+    )
     g.add_argument("--no_spectral_norm", action="store_true")
     g.add_argument(
         "--no_identity_head",
@@ -117,6 +123,22 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "--add_vgg_loss", action="store_true", help="VGG16 perceptual loss (weights from the metrics extra)"
     )
     g.add_argument("--lambda_vgg", type=float, default=10.0)
+    g.add_argument("--vgg_layers", type=int, default=5, help="VGG16 taps used by --add_vgg_loss (1-5)")
+    g.add_argument(
+        "--lambda_fm", type=float, default=0.0, help="feature matching on the discriminator's features"
+    )
+    g.add_argument(
+        "--paired_region",
+        choices=["all", "character"],
+        default="all",
+        help="where the VGG and feature-matching terms compare with the real picture",
+    )
+    g.add_argument(
+        "--ms_region",
+        choices=["all", "background"],
+        default="all",
+        help="pixels whose difference the mode-seeking term rewards",
+    )
     g.add_argument(
         "--lambda_ms",
         type=float,
@@ -282,6 +304,7 @@ def model_configs(
         spade_kernel=args.spade_ks,
         norm="instance" if args.param_free_norm == "instance" else "batch",
         spectral_norm=not args.no_spectral_norm,
+        modulation=args.modulation or p.get("modulation", "spade"),
     )
     d = DiscriminatorConfig(
         num_classes=num_classes,
@@ -313,7 +336,11 @@ def train_config(args, info) -> TrainConfig:
         lambda_edge=args.lambda_edge,
         lambda_identity=0.0 if args.no_identity_head else args.lambda_identity,
         lambda_vgg=args.lambda_vgg if args.add_vgg_loss else 0.0,
+        vgg_layers=args.vgg_layers,
+        lambda_fm=args.lambda_fm,
+        paired_region=args.paired_region,
         lambda_ms=args.lambda_ms,
+        ms_region=args.ms_region,
         class_balancing=not args.no_balancing_inloss,
     )
     return TrainConfig(

@@ -40,6 +40,10 @@ class GeneratorConfig:
     spade_kernel: int = 3
     norm: Literal["batch", "instance"] = "batch"  # parameter-free normalisation inside SPADE
     spectral_norm: bool = True
+    # "spade": OASIS's convolutional modulation from the label map plus a character code; "style": a
+    # learned style per (character, class) turned into scale and shift by 1x1 convolutions (cheaper,
+    # and colours are tied to the character class by class).
+    modulation: Literal["spade", "style"] = "spade"
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,14 @@ class LossConfig:
     lambda_edge: float = 0.3  # the seed's edge-head weight
     lambda_identity: float = 0.1  # per-pixel character loss (identity head); 1.0 cost FID and mIoU
     lambda_vgg: float = 0.0  # VGG16 perceptual loss (0 = off; OASIS uses 10 with --add_vgg_loss)
+    vgg_layers: int = 5  # VGG16 taps used, shallowest first (fewer: cheaper, less semantic)
+    lambda_fm: float = 0.0  # feature matching on the discriminator's decoder features (pix2pixHD)
+    # Where the paired terms (perceptual, feature matching) pull the painting towards the real picture:
+    # "all" pixels, or only the "character" (classes not in identity_ignore), leaving the background to
+    # the adversarial loss and the noise.
+    paired_region: Literal["all", "character"] = "all"
     lambda_ms: float = 0.0  # mode seeking (MSGAN): half the batch painted again with other noise
+    ms_region: Literal["all", "background"] = "all"  # pixels whose difference mode seeking rewards
     class_balancing: bool = True
     identity_ignore: tuple[str, ...] = ("background",)  # classes that carry no identity
 

@@ -59,13 +59,24 @@ def identity_loss(logits: torch.Tensor, character: torch.Tensor, mask: torch.Ten
 
 
 def mode_seeking_loss(
-    fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor, eps: float = 1e-5
+    fake_a: torch.Tensor,
+    fake_b: torch.Tensor,
+    z_a: torch.Tensor,
+    z_b: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    eps: float = 1e-5,
 ) -> torch.Tensor:
     """MSGAN's term (Mao et al. 2019): two samples of one condition should differ as their noises do.
 
-    1 / (mean|fake_a - fake_b| / mean|z_a - z_b| + eps); pairs share label map and character.
+    1 / (mean|fake_a - fake_b| / mean|z_a - z_b| + eps); pairs share label map and character. With a
+    (B, H, W) mask the image difference is averaged over the masked pixels only (e.g. the background,
+    which may change with the noise while the character's colours must not).
     """
-    ratio = (fake_a.float() - fake_b.float()).abs().mean() / (z_a.float() - z_b.float()).abs().mean()
+    diff = (fake_a.float() - fake_b.float()).abs().mean(dim=1)  # (B, H, W)
+    if mask is not None:
+        m = mask.float()
+        diff = (diff * m).sum() / m.sum().clamp(min=1.0)
+    ratio = diff.mean() / (z_a.float() - z_b.float()).abs().mean()
     return 1.0 / (ratio + eps)
 
 
@@ -76,11 +87,21 @@ VGG_TAP_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 def perceptual_loss(
     fake_taps: list[torch.Tensor], real_taps: list[torch.Tensor], weights=VGG_TAP_WEIGHTS
 ) -> torch.Tensor:
-    """Weighted L1 between VGG feature maps of the fake and of the (fixed) real image."""
+    """Weighted L1 between feature maps of the fake and of the (fixed) real image.
+
+    Taps are shallowest first; fewer taps than weights (a truncated network) take the first weights.
+    """
     return sum(
         w * F.l1_loss(f.float(), r.detach().float())
-        for w, f, r in zip(weights, fake_taps, real_taps, strict=True)
+        for w, f, r in zip(weights[: len(fake_taps)], fake_taps, real_taps, strict=True)
     )
+
+
+def feature_matching_loss(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
+    """pix2pixHD's term: L1 between the discriminator's intermediate features of fake and real, averaged
+    over layers. Real features are fixed targets."""
+    terms = [F.l1_loss(f.float(), r.detach().float()) for f, r in zip(fake_feats, real_feats, strict=True)]
+    return sum(terms) / len(terms)
 
 
 def labelmix_mask(

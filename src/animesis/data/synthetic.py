@@ -45,7 +45,15 @@ from animesis.errors import UserError
 GENERATOR = "animesis dataset synth"
 DRAWING_VERSION = 1  # bump whenever the same arguments would draw different pictures
 SPLITS = ("train", "val", "test")
-_STREAM = {"train": 0, "val": 1, "test": 2, "sheet": 3, "cast": 4, "family": 5}  # separate random streams
+_STREAM = {
+    "train": 0,
+    "val": 1,
+    "test": 2,
+    "sheet": 3,
+    "cast": 4,
+    "family": 5,
+    "variation": 6,
+}  # separate random streams
 MIN_SIZE, MAX_SIZE = 64, 1024
 DEFAULT_CAST = Path(__file__).with_name("cast_default.json")
 _PARTIAL_MARK = ".synth-partial"
@@ -254,17 +262,59 @@ def picture_rng(seed: int, stream: str, index: int) -> np.random.Generator:
 
 
 def draw_picture(
-    chars: tuple[Character, ...], restyle: float, seed: int, stream: str, index: int, size: int, char_id: int
+    chars: tuple[Character, ...],
+    restyle: float,
+    seed: int,
+    stream: str,
+    index: int,
+    size: int,
+    char_id: int,
+    variation: int | None = None,
 ) -> Rendering:
-    """Picture `index` of a stream: character `char_id`, sometimes in another family's look."""
+    """Picture `index` of a stream: character `char_id`, sometimes in another family's look.
+
+    `variation` v >= 0 draws the same picture with the background and light of stream v: the real
+    pictures a model may paint from the same label map and character.
+    """
     rng = picture_rng(seed, stream, index)
+    vary = None
+    if variation is not None:
+        vary = np.random.Generator(
+            np.random.PCG64(
+                np.random.SeedSequence([seed, _STREAM["variation"], _STREAM[stream], index, variation])
+            )
+        )
     ch = chars[char_id]
     own = (ch.hairstyle, ch.bangs, ch.accessories)
     others = [look for look in looks_of(chars) if look != own]
     if rng.random() < restyle and others:
         hairstyle, bangs, accessories = others[int(rng.integers(len(others)))]
         ch = dataclasses.replace(ch, hairstyle=hairstyle, bangs=bangs, accessories=accessories)
-    return render(ch, rng, size)
+    return render(ch, rng, size, vary)
+
+
+def draw_variations(dataroot: Path, split: str, index: int, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Picture `index` of a built-in dataset's split drawn n times with other backgrounds and light.
+
+    Returns (label map, n images). The dataset's cast.json gives the seed, size and cast it was drawn
+    with; these are real pictures of one label map and one character, whose spread is the ceiling of
+    the variety a model's noise can honestly bring.
+    """
+    path = Path(dataroot) / "cast.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if doc.get("generator") != GENERATOR or doc.get("drawing_version") != DRAWING_VERSION:
+        raise SynthError(f"{path}: not a dataset drawn by this version of `{GENERATOR}`")
+    seed, size = int(doc["arguments"]["seed"]), int(doc["arguments"]["size"])
+    chars = tuple(
+        _parse_character({k: v for k, v in c.items() if k != "id"}, i, path)
+        for i, c in enumerate(doc["characters"])
+    )
+    k = len(chars)
+    restyle = float(doc.get("restyle", 0.0))
+    pictures = [
+        draw_picture(chars, restyle, seed, split, index, size, index % k, variation=v) for v in range(n)
+    ]
+    return pictures[0].label, [p.image for p in pictures]
 
 
 # Canny as `animesis.data.edges.canny_edges` computes it (grey 0.299/0.587/0.114, 5-tap Gaussian

@@ -8,6 +8,7 @@ colours (antialiased), so a label region is by construction what was drawn there
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -872,8 +873,14 @@ def _shade(mat: np.ndarray, mats: _Materials, light: float, rim: float, cast: fl
     return mat | (shadow.view(np.uint8) << 7)
 
 
-def render(ch: Character, rng: np.random.Generator, size: int) -> Rendering:
-    """Draw one `size`×`size` picture of `ch`; everything that varies between pictures comes from `rng`."""
+def render(
+    ch: Character, rng: np.random.Generator, size: int, variation: np.random.Generator | None = None
+) -> Rendering:
+    """Draw one `size`×`size` picture of `ch`; everything that varies between pictures comes from `rng`.
+
+    With `variation`, the same picture (same label map) takes its background and light direction from
+    that stream instead: what may differ between real pictures of one map and one character.
+    """
     s = supersample_factor(size)
     px = size * s
     pose = _sample_pose(rng)
@@ -882,7 +889,14 @@ def render(ch: Character, rng: np.random.Generator, size: int) -> Rendering:
     head = _pivot(body, pose.tilt, 0.0, 0.5)
     mats = _Materials()
     cv = _Canvas(px, unit, head, body)
-    _background(rng, mats, cv)
+    if variation is None:
+        _background(rng, mats, cv)
+    else:
+        # The main stream still takes its background's draws (on a scratch canvas), so that every later
+        # draw, and hence the character and its label map, stays as it was.
+        _background(rng, _Materials(), _Canvas(px, unit, head, body))
+        _background(variation, mats, cv)
+        pose = dataclasses.replace(pose, light=float(variation.uniform(-0.85, -0.15) * math.pi))
     ink = _make_inks(ch, mats)
     _tails(ch, pose, ink, cv, behind=True)
     _back_hair(ch, pose, ink, cv)

@@ -64,13 +64,14 @@ class VGG16Taps(nn.Module):
             for c_in, c_out in zip([3, *widths[:-1]], widths, strict=True)
         )
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        taps, convs = [], iter(self.convs)
-        for i, v in enumerate(_VGG_CFG):
+    def forward(self, x: torch.Tensor, taps: int = 5) -> list[torch.Tensor]:
+        """The first `taps` ReLU outputs; the network stops after the last one asked for."""
+        out, convs = [], iter(self.convs)
+        for i, v in enumerate(_VGG_CFG[: _VGG_TAPS[taps - 1] + 1]):
             x = F.max_pool2d(x, 2, stride=2) if v == "M" else F.relu(next(convs)(x))
             if i in _VGG_TAPS:
-                taps.append(x)
-        return taps
+                out.append(x)
+        return out
 
 
 def _unit_channels(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

@@ -24,12 +24,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from animesis.data.check import resize_image
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import DatasetInfo, load_dataset
 from animesis.errors import UserError
 from animesis.inference import Painter, find_model_folder
 from animesis.metrics.assets import MetricUnavailable
 from animesis.metrics.colour import SPACE, CastColours, load_cast_colours, region_colour_errors
+from animesis.metrics.features import stream_features
 from animesis.metrics.fid_kid import KID_SUBSET_SIZE, KID_SUBSETS, fid_from_features, kid_from_features
 from animesis.metrics.inception import NETWORK, load_inception
 from animesis.metrics.judges import (
@@ -276,6 +278,72 @@ def diversity(
     return values.mean().item(), values.std(unbiased=False).item()
 
 
+def real_references(
+    info: DatasetInfo,
+    split: str,
+    size: tuple[int, int],
+    nets: Networks,
+    scorer: ImageScorer,
+    n_maps: int,
+    samples_per_map: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What real pictures score, so that generated scores can be read: (metrics, details).
+
+    fid_real: FID between the real pictures of the val split and those of the scored split, N each
+    the smaller split's size (FID grows as N shrinks: compare it with a generated FID of similar N).
+    lpips_diversity_real: for a built-in dataset, the same maps drawn again with other backgrounds and
+    light, scored like the generated diversity: the variety real pictures of one map and character have.
+    """
+    out: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    other = "val" if split != "val" else "test"
+    n_fid = min(len(info.splits.get(other, ())), sum(len(f) for f in scorer.feats_real))
+    if nets.inception is None:
+        out["fid_real"] = unavailable(nets.missing["inception"])
+    elif n_fid < 2 or not scorer.feats_real:
+        out["fid_real"] = unavailable(f"needs the {other} split to hold at least 2 pictures")
+    else:
+        ds = SegmentationDataset(list(info.splits[other][:n_fid]), info.palette, size)
+        feats = stream_features(
+            lambda i: ds[i]["image"],
+            n_fid,
+            nets.inception,
+            device=scorer.device,
+            progress=False,
+            desc=f"{other} real",
+        )
+        out["fid_real"] = fid_from_features(feats, torch.cat(scorer.feats_real)[:n_fid])
+        details["fid_real"] = {"n": n_fid, "pictures": f"{other} against {split}"}
+    if nets.lpips is None:
+        out["lpips_diversity_real"] = out["lpips_diversity_real_std"] = unavailable(nets.missing["lpips"])
+        return out, details
+    try:
+        from animesis.data.synthetic import SynthError, draw_variations
+    except ImportError as e:  # pragma: no cover - the package always has it
+        out["lpips_diversity_real"] = out["lpips_diversity_real_std"] = unavailable(str(e))
+        return out, details
+    samples = info.splits[split][:n_maps]
+    i, j = torch.triu_indices(samples_per_map, samples_per_map, offset=1)
+    per_map = []
+    for s in samples:
+        index = int(s.name.rsplit("_", 1)[-1]) if s.name.rsplit("_", 1)[-1].isdigit() else -1
+        try:
+            _, images = draw_variations(info.root, split, index, samples_per_map)
+        except (FileNotFoundError, KeyError, ValueError, SynthError):
+            out["lpips_diversity_real"] = out["lpips_diversity_real_std"] = unavailable(
+                "not a built-in dataset: real pictures of one map with other backgrounds cannot be drawn"
+            )
+            return out, details
+        x = torch.from_numpy(np.stack([resize_image(im, size) for im in images])).permute(0, 3, 1, 2)
+        x = x.to(scorer.device).float() / 127.5 - 1
+        per_map.append(nets.lpips(x[i], x[j]).mean().item())
+    values = torch.tensor(per_map)
+    out["lpips_diversity_real"] = values.mean().item()
+    out["lpips_diversity_real_std"] = values.std(unbiased=False).item()
+    details["lpips_diversity_real"] = {"maps": len(samples), "samples_per_map": samples_per_map}
+    return out, details
+
+
 def evaluate_checkpoint(
     path: Path,
     which: str | int,
@@ -346,6 +414,11 @@ def evaluate_checkpoint(
     with _timed(clock, "fid_kid_and_summaries"):
         metrics, details = scorer.results(info.palette.names, kid_seed=seed)
 
+    with _timed(clock, "real_references"):
+        refs, details["real_references"] = real_references(
+            info, split, (H, W), nets, scorer, n_diversity_maps, samples_per_map
+        )
+        metrics.update(refs)
     n_div = min(n, n_diversity_maps)
     if not card.generator.z_dim:
         metrics["lpips_diversity"] = metrics["lpips_diversity_std"] = unavailable(
@@ -455,7 +528,14 @@ def format_report(result: dict[str, Any]) -> str:
     regions = lambda key: f"{d.get('colour', {}).get(key, {}).get('regions_scored', 0)} regions"
     na = "—"  # no real-image counterpart
     rows = [
-        ("FID ↓", _num(m["fid"], digits=2), na, f"{n} vs {n}", why("fid", "TF-Inception pool3")),
+        (
+            "FID ↓",
+            _num(m["fid"], digits=2),
+            _num(m.get("fid_real", unavailable("not computed")), digits=2),
+            f"{n} vs {n}"
+            + (f" (real: {m['fid_real_n']} val vs {m['fid_real_n']})" if "fid_real_n" in m else ""),
+            why("fid", "TF-Inception pool3; real: val pictures against these"),
+        ),
         (
             "KID ×100 ↓",
             _num(m["kid_x100"], m["kid_x100_std"], 3),
@@ -473,9 +553,12 @@ def format_report(result: dict[str, Any]) -> str:
         (
             f"diversity LPIPS ({div['net']}) ↑",
             _num(m["lpips_diversity"], m["lpips_diversity_std"]),
-            na,
+            _num(m.get("lpips_diversity_real", unavailable("")), m.get("lpips_diversity_real_std")),
             f"{div['maps']} maps × {div['samples_per_map']}",
-            why("lpips_diversity", "mean over sample pairs of a map; ± std over maps"),
+            why(
+                "lpips_diversity",
+                "mean over sample pairs of a map; ± std over maps; real: same maps redrawn with other backgrounds and light",
+            ),
         ),
         (
             "identity accuracy, own character ↑",

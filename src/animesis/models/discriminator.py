@@ -16,6 +16,7 @@ class DOutput(NamedTuple):
     seg: torch.Tensor  # (B, N+1, H, W): channel 0 = "fake", channel c+1 = semantic class c
     edge: torch.Tensor  # (B, 1, H, W): edge logit
     identity: torch.Tensor | None  # (B, K, H, W): character logits, None without the identity head
+    features: tuple[torch.Tensor, ...] = ()  # decoder outputs, coarse to fine (for feature matching)
 
     def flat(self) -> torch.Tensor:
         """All heads as one (B, C, H, W) tensor, for LabelMix's consistency term."""
@@ -75,9 +76,11 @@ class Discriminator(nn.Module):
             x = block(x)
             skips.append(x)
         x = self.up[0](x)
+        features = [x]
         for i, block in enumerate(self.up[1:], start=1):
             x = block(torch.cat([skips[-1 - i], x], dim=1))
+            features.append(x)
         out = self.heads(x)[..., :H, :W]  # (B, N+1+1+K, H, W)
         seg, edge = out[:, : self.n_seg], out[:, self.n_seg : self.n_seg + 1]
         identity = out[:, self.n_seg + 1 :] if self.cfg.identity_head else None
-        return DOutput(seg, edge, identity)
+        return DOutput(seg, edge, identity, tuple(features))

@@ -28,7 +28,13 @@ class Generator(nn.Module):
         self.cfg = cfg
         N, D = cfg.num_classes, cfg.id_dim + cfg.z_dim
         widths = channel_plan(cfg.base_channels, cfg.num_blocks)
-        self.character_embedding = nn.Embedding(cfg.num_characters, cfg.id_dim)
+        if cfg.modulation == "style":
+            if not cfg.id_dim:
+                raise ValueError("modulation 'style' needs id_dim > 0: the styles are the character code")
+            # One style per (character, class): hair, eyes, clothes... each with the character's look.
+            self.class_style = nn.Parameter(torch.empty(cfg.num_characters, N, cfg.id_dim))
+        else:
+            self.character_embedding = nn.Embedding(cfg.num_characters, cfg.id_dim)
         self.label_in = nn.Conv2d(N, widths[0], 3, padding=1)
         self.code_in = nn.Conv2d(D, widths[0], 1, bias=False)
         self.blocks = nn.ModuleList(
@@ -41,6 +47,7 @@ class Generator(nn.Module):
                 cfg.spade_kernel,
                 cfg.norm,
                 cfg.spectral_norm,
+                cfg.modulation,
             )
             for i in range(cfg.num_blocks)
         )
@@ -57,7 +64,9 @@ class Generator(nn.Module):
                     nn.init.zeros_(m.bias)
                 if sn:  # restart the power iteration from the new weights
                     sn.weight[0]._power_iteration(sn.weight.original.detach().float().flatten(1), 15)
-        nn.init.normal_(self.character_embedding.weight)
+        nn.init.normal_(
+            self.class_style if self.cfg.modulation == "style" else self.character_embedding.weight
+        )
 
     @property
     def downsampling(self) -> int:
@@ -84,26 +93,55 @@ class Generator(nn.Module):
             f"character must be (B,) or (B,H,W) ids or (B,K) or (B,K,H,W) weights, got {tuple(character.shape)}"
         )
 
+    def class_character_style(self, label: torch.Tensor, character: torch.Tensor) -> torch.Tensor:
+        """("style") label (B, N, H, W) one-hot and character as in `character_code` -> (B, id_dim, H, W):
+        every pixel takes the style of its (character, class) pair, weighted where characters mix."""
+        table = self.class_style.to(label.dtype)  # (K, N, S)
+        if not character.is_floating_point():
+            if character.dim() == 1:
+                return torch.einsum("bnhw,bns->bshw", label, table[character])
+            if character.dim() == 3:
+                character = F.one_hot(character, table.shape[0]).permute(0, 3, 1, 2).to(label.dtype)
+        character = character.to(label.dtype)
+        if character.dim() == 2:
+            return torch.einsum("bnhw,bns->bshw", label, torch.einsum("bk,kns->bns", character, table))
+        if character.dim() == 4:
+            out = 0
+            for k in range(table.shape[0]):  # a loop over K keeps the intermediate at (B, S, H, W)
+                out = out + character[:, k : k + 1] * torch.einsum("bnhw,ns->bshw", label, table[k])
+            return out
+        raise ValueError(
+            f"character must be (B,) or (B,H,W) ids or (B,K) or (B,K,H,W) weights, got {tuple(character.shape)}"
+        )
+
     def forward(
         self, label: torch.Tensor, character: torch.Tensor, z: torch.Tensor | None = None
     ) -> torch.Tensor:
         """label (B, N, H, W) one-hot; character as in `character_code`; z (B, z_dim) -> (B, 3, H, W)."""
         B, _, H, W = label.shape
-        code = self.character_code(character)  # (B, id_dim, 1|H, 1|W)
-        if self.cfg.z_dim:
-            if z is None:
-                raise ValueError("this generator takes noise: pass z of shape (B, z_dim)")
-            z = z.to(code.dtype)[:, :, None, None].expand(B, -1, *code.shape[-2:])
-            code = torch.cat([code, z], dim=1)  # (B, D, 1|H, 1|W)
+        if self.cfg.modulation == "style":
+            cond = self.class_character_style(label, character)  # (B, id_dim, H, W)
+        else:
+            cond = self.character_code(character)  # (B, id_dim, 1|H, 1|W)
+        if self.cfg.z_dim and z is None:
+            raise ValueError("this generator takes noise: pass z of shape (B, z_dim)")
+
+        def code_at(size: tuple[int, int]) -> torch.Tensor:  # (B, D, 1|h, 1|w): condition and noise
+            c = self._at(cond, size)
+            if not self.cfg.z_dim:
+                return c
+            return torch.cat([c, z.to(c.dtype)[:, :, None, None].expand(B, -1, *c.shape[-2:])], dim=1)
+
         s = self.downsampling
         size = (H // s, W // s)
-        x = self.label_in(resize_nearest(label, size)) + self.code_in(self._at(code, size))  # (B, 16c, h, w)
+        x = self.label_in(resize_nearest(label, size)) + self.code_in(code_at(size))  # (B, 16c, h, w)
         for i, block in enumerate(self.blocks):
-            x = block(x, resize_nearest(label, x.shape[-2:]), self._at(code, x.shape[-2:]))
+            size = x.shape[-2:]
+            x = block(x, resize_nearest(label, size), code_at(size))
             if i < len(self.blocks) - 1:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))  # (B, 3, H, W)
 
     @staticmethod
     def _at(code: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return code if code.shape[-1] == 1 and code.shape[-2] == 1 else resize_nearest(code, size)
+        return code if code.shape[-1] == 1 and code.shape[-2] == 1 else resize_nearest(code, tuple(size))

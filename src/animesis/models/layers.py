@@ -71,12 +71,7 @@ class SPADE(nn.Module):
         norm: str = "batch",
     ):
         super().__init__()
-        if norm == "batch":
-            self.norm: nn.Module = nn.BatchNorm2d(channels, affine=False)
-        elif norm == "instance":
-            self.norm = nn.InstanceNorm2d(channels, affine=False)
-        else:
-            raise ValueError(f"unknown norm {norm!r}: expected 'batch' or 'instance'")
+        self.norm = param_free_norm(norm, channels)
         pad = kernel // 2
         self.label_conv = nn.Conv2d(label_channels, hidden, kernel, padding=pad)
         self.code_proj = nn.Conv2d(code_dim, hidden, 1, bias=False) if code_dim else None
@@ -88,6 +83,34 @@ class SPADE(nn.Module):
         if self.code_proj is not None and code is not None:
             h = h + self.code_proj(code)  # broadcasts when the code is (B, hidden, 1, 1)
         gamma, beta = self.gamma_beta(F.relu(h)).chunk(2, dim=1)  # (B, C, h, w) each
+        return self.norm(x) * (1 + gamma) + beta
+
+
+def param_free_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=False)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False)
+    raise ValueError(f"unknown norm {kind!r}: expected 'batch' or 'instance'")
+
+
+class StyleModulation(nn.Module):
+    """Class- and character-adaptive normalisation: scale and shift from a per-pixel style code by a 1x1
+    convolution.
+
+    The style code of a pixel is the learned style of its (class, character) pair (plus the noise), so
+    this is CLADE's per-class modulation made per character, as SEAN's per-region styles: a lookup and
+    one 1x1 convolution instead of SPADE's two full-resolution 3x3 convolutions.
+    """
+
+    def __init__(self, channels: int, code_dim: int, norm: str = "batch"):
+        super().__init__()
+        self.norm = param_free_norm(norm, channels)
+        self.gamma_beta = nn.Conv2d(code_dim, 2 * channels, 1)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        """x (B, C, h, w); code (B, D, h, w) style map; the label is already in the styles."""
+        gamma, beta = self.gamma_beta(code).chunk(2, dim=1)  # (B, C, h, w) each
         return self.norm(x) * (1 + gamma) + beta
 
 
@@ -104,10 +127,16 @@ class SPADEResBlock(nn.Module):
         kernel: int = 3,
         norm: str = "batch",
         sn: bool = True,
+        modulation: str = "spade",  # "spade" or "style" (StyleModulation)
     ):
         super().__init__()
         mid = min(in_channels, out_channels)
-        spade = lambda c: SPADE(c, label_channels, code_dim, hidden, kernel, norm)
+        if modulation == "spade":
+            spade = lambda c: SPADE(c, label_channels, code_dim, hidden, kernel, norm)
+        elif modulation == "style":
+            spade = lambda c: StyleModulation(c, code_dim, norm)
+        else:
+            raise ValueError(f"unknown modulation {modulation!r}: expected 'spade' or 'style'")
         self.norm_0, self.norm_1 = spade(in_channels), spade(mid)
         self.conv_0 = maybe_sn(nn.Conv2d(in_channels, mid, 3, padding=1), sn)
         self.conv_1 = maybe_sn(nn.Conv2d(mid, out_channels, 3, padding=1), sn)

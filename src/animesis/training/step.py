@@ -83,6 +83,8 @@ def d_step_loss(
         images.append(mask * real + (1 - mask) * fake)
     out = D(torch.cat(images))  # one pass: D has no batch statistics, so this equals separate passes
     B = real.shape[0]
+    if lc.lambda_fm > 0:  # the real images' features: targets of the G step's feature matching
+        b["real_features"] = tuple(f[:B].detach() for f in out.features)
     seg_r, seg_f = out.seg[:B], out.seg[B : 2 * B]
     edge_r, edge_f = out.edge[:B], out.edge[B : 2 * B]
     terms = {
@@ -120,14 +122,27 @@ def g_step_loss(
     }
     if out.identity is not None and lc.lambda_identity > 0:
         terms["G_identity"] = lc.lambda_identity * losses.identity_loss(out.identity, b["char"], b["id_mask"])
+    paired_mask = b["id_mask"][:, None].float() if lc.paired_region == "character" else None  # (B, 1, H, W)
     if vgg is not None and lc.lambda_vgg > 0:
-        terms["G_vgg"] = lc.lambda_vgg * losses.perceptual_loss(vgg_taps(vgg, fake), vgg_taps(vgg, b["real"]))
+        f, r = fake, b["real"]
+        if paired_mask is not None:  # the background becomes mid-grey in both: nothing to match there
+            f, r = f * paired_mask, r * paired_mask
+        terms["G_vgg"] = lc.lambda_vgg * losses.perceptual_loss(
+            vgg_taps(vgg, f, lc.vgg_layers), vgg_taps(vgg, r, lc.vgg_layers)
+        )
+    if lc.lambda_fm > 0:
+        fake_feats, real_feats = list(out.features), list(b["real_features"])
+        if paired_mask is not None:
+            masks = [F.interpolate(paired_mask, size=f.shape[-2:], mode="nearest") for f in fake_feats]
+            fake_feats = [f * m for f, m in zip(fake_feats, masks, strict=True)]
+            real_feats = [r * m for r, m in zip(real_feats, masks, strict=True)]
+        terms["G_fm"] = lc.lambda_fm * losses.feature_matching_loss(fake_feats, real_feats)
     return terms
 
 
-def vgg_taps(lpips_vgg: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """VGG16 feature maps of images in [-1, 1], through LPIPS's input scaling."""
-    return lpips_vgg.backbone((x - lpips_vgg.shift) / lpips_vgg.scale)
+def vgg_taps(lpips_vgg: nn.Module, x: torch.Tensor, layers: int = 5) -> list[torch.Tensor]:
+    """The first `layers` VGG16 feature maps of images in [-1, 1], through LPIPS's input scaling."""
+    return lpips_vgg.backbone((x - lpips_vgg.shift) / lpips_vgg.scale, layers)
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -206,7 +221,10 @@ class TrainStep:
         with self.amp:
             g_terms = g_step_loss(self.D_for_G, b, fake, cfg, self.vgg)
         if pair is not None:
-            g_terms["G_mode_seeking"] = cfg.loss.lambda_ms * losses.mode_seeking_loss(*pair)
+            mask = None
+            if cfg.loss.ms_region == "background":
+                mask = ~b["id_mask"][: pair[0].shape[0]]  # pixels that carry no identity
+            g_terms["G_mode_seeking"] = cfg.loss.lambda_ms * losses.mode_seeking_loss(*pair, mask=mask)
         self.opt_G.zero_grad(set_to_none=True)
         sum(g_terms.values()).backward()
         self.opt_G.step()

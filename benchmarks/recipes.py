@@ -1,0 +1,250 @@
+"""Training recipes compared at an equal CPU budget: which gives the best pictures per minute?
+
+Every recipe is a set of training flags on top of the CPU demo's (`small` preset, batch 8, 64x64 on
+the built-in characters). The budget is training time on this machine's cores: the time today's default recipe
+takes for the CPU demo's 1,500 steps. A calibration times every recipe's training iteration in turn
+(alone on the machine), and each recipe then trains for budget / its seconds per step iterations, so a
+cheaper recipe takes more steps. Each
+recipe trains once per seed and is scored with the full `animesis eval` table on the test split;
+the summary gives mean and spread (min..max) over seeds, the calibrated speed and the training
+wall-clock each run took.
+
+  python benchmarks/recipes.py --data datasets/Synth64 --seeds 42 43 \
+      --recipes default vgg style_vgg_char_ms
+
+Calibration is best run on an idle machine (--calibrate_only prints it); the measured steps are
+kept in the output JSON, and --steps_from reuses them so later seeds train exactly as long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+BASE = ["--preset", "small", "--batch_size", "8"]
+RECIPES: dict[str, list[str]] = {
+    "default": [],  # today's default: adversarial, edge and identity terms only
+    "vgg": ["--add_vgg_loss"],  # OASIS's optional VGG16 term, weight 10, on every pixel
+    "vgg3": ["--add_vgg_loss", "--vgg_layers", "3"],  # only the three shallow VGG taps: cheaper
+    "fm": ["--lambda_fm", "10"],  # feature matching on the discriminator instead of VGG
+    "vgg_fm": ["--add_vgg_loss", "--lambda_fm", "10"],
+    "vgg_char": ["--add_vgg_loss", "--paired_region", "character"],  # the background left to the noise
+    "vgg_char_ms": [
+        "--add_vgg_loss",
+        "--paired_region",
+        "character",
+        "--lambda_ms",
+        "1",
+        "--ms_region",
+        "background",
+    ],
+    "style_vgg": ["--modulation", "style", "--add_vgg_loss"],
+    "style_vgg_char_ms": [
+        "--modulation",
+        "style",
+        "--add_vgg_loss",
+        "--paired_region",
+        "character",
+        "--lambda_ms",
+        "1",
+        "--ms_region",
+        "background",
+    ],
+    "style_fm_nolabelmix": ["--modulation", "style", "--lambda_fm", "10", "--no_labelmix"],  # cheapest
+    "style_vgg3_nolabelmix": [
+        "--modulation",
+        "style",
+        "--add_vgg_loss",
+        "--vgg_layers",
+        "3",
+        "--no_labelmix",
+    ],
+    "vgg_lr": ["--add_vgg_loss", "--lr_g", "4e-4"],
+    "vgg_nolabelmix": ["--add_vgg_loss", "--no_labelmix"],
+    "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
+}
+SUMMARY = (
+    "fid",
+    "kid_x100",
+    "lpips_paired",
+    "lpips_diversity",
+    "identity_accuracy",
+    "identity_accuracy_every_character",
+    "miou",
+    "colour_error",
+    "colour_error_every_character",
+)
+
+
+def sh(*args: str, env: dict | None = None) -> None:
+    print("+", " ".join(args), file=sys.stderr, flush=True)
+    subprocess.run(args, check=True, env=env)
+
+
+def train(args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, freq: int) -> float:
+    """Train one run to `steps` iterations; returns wall-clock seconds."""
+    t = time.perf_counter()
+    sh(
+        sys.executable, "-m", "animesis", "train", "--name", name, "--dataroot", args.data,
+        *BASE, *flags, "--max_steps", str(steps), "--seed", str(seed), "--gpu_ids", "-1",
+        "--checkpoints_dir", ckdir, "--freq_print", str(freq), "--freq_fid", "0",
+        "--freq_save_latest", str(steps), "--no_progress",
+    )  # fmt: skip
+    return time.perf_counter() - t
+
+
+def step_seconds(args, recipes: list[str], rounds: int = 3, steps: int = 12) -> dict[str, float]:
+    """Seconds per training iteration of each recipe: its real TrainStep on cached batches of the
+    dataset, in-process, recipes taken in turn for `rounds` rounds (median), so that a machine whose
+    speed drifts slows every recipe alike."""
+    from torch.utils.data import DataLoader
+
+    from animesis.cli import build_parser, train_config
+    from animesis.data.dataset import SegmentationDataset
+    from animesis.data.layout import load_dataset
+    from animesis.training.distributed import DistEnv
+    from animesis.training.step import build_train_step, to_device_batch
+
+    info = load_dataset(Path(args.data), deep=False)
+    cpu = torch.device("cpu")
+
+    def cfg_for(flags: list[str]):
+        argv = ["train", "--name", "calibration", "--dataroot", args.data, *BASE, *flags, "--gpu_ids", "-1"]
+        return train_config(build_parser().parse_args(argv), info)
+
+    H, W = cfg_for([]).image_size
+    data = SegmentationDataset(info.splits["train"][:64], info.palette, (H, W), cache=True)
+    raw = list(DataLoader(data, batch_size=8))
+    steps_of = {r: build_train_step(cfg_for(RECIPES[r]), DistEnv(), info.palette.names) for r in recipes}
+    times: dict[str, list[float]] = {r: [] for r in recipes}
+    for _ in range(rounds):
+        for r in recipes:
+            ts, cfg = steps_of[r], cfg_for(RECIPES[r])
+            gen = torch.Generator().manual_seed(0)
+            batches = [to_device_batch(b, cpu, cfg, info.num_classes, gen) for b in raw]
+            for i in range(3):  # warm-up
+                ts(batches[i % len(batches)], gen, step=1000)
+            t = time.perf_counter()
+            for i in range(steps):
+                ts(batches[i % len(batches)], gen, step=1000)
+            times[r].append((time.perf_counter() - t) / steps)
+    return {r: statistics.median(v) for r, v in times.items()}
+
+
+def spread(values: list[float]) -> dict:
+    return {
+        "mean": statistics.fmean(values),
+        "min": min(values),
+        "max": max(values),
+        "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="datasets/Synth64")
+    ap.add_argument("--recipes", nargs="+", default=["default", "vgg"], choices=sorted(RECIPES))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 43])
+    ap.add_argument(
+        "--reference_steps",
+        type=int,
+        default=1500,
+        help="the budget is the time the default recipe takes for this many steps (the CPU demo's)",
+    )
+    ap.add_argument("--budget_fraction", type=float, default=1.0, help="e.g. 0.5 for a quick screening")
+    ap.add_argument("--calibrate_only", action="store_true")
+    ap.add_argument("--steps_from", default=None, help="an earlier output JSON: reuse its calibrated steps")
+    ap.add_argument("--checkpoints_dir", default="checkpoints/recipes")
+    ap.add_argument("--out", default="results/recipes.json")
+    ap.add_argument("--reuse", action="store_true", help="keep runs whose report exists already")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    steps_from = json.loads(Path(args.steps_from).read_text()) if args.steps_from else previous
+    calibration = dict(steps_from.get("calibration", {}))
+    todo = [r for r in args.recipes if r not in calibration]
+    if todo:
+        # The budget: the time today's default recipe takes for the demo's 1,500 steps, here.
+        seconds = step_seconds(args, sorted({"default", *todo}))
+        budget = args.reference_steps * seconds["default"] * args.budget_fraction
+        for recipe in todo:
+            calibration[recipe] = {
+                "seconds_per_step": round(seconds[recipe], 4),
+                "steps": int(budget / seconds[recipe]),
+                "budget_seconds": round(budget, 1),
+                "threads": torch.get_num_threads(),
+                "date": datetime.date.today().isoformat(),
+            }
+            print(json.dumps({recipe: calibration[recipe]}), flush=True)
+    results = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
+        "base_flags": BASE,
+        "calibration": calibration,
+        "runs": previous.get("runs", {}),
+    }
+    if args.calibrate_only:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        return
+
+    for recipe in args.recipes:
+        steps = calibration[recipe]["steps"]
+        for seed in args.seeds:
+            key = f"{recipe}/seed{seed}"
+            report_path = out.with_name(f"recipe_{recipe}_seed{seed}.json")
+            if args.reuse and key in results["runs"] and report_path.exists():
+                continue
+            name = f"{recipe}_seed{seed}"
+            subprocess.run(["rm", "-rf", str(Path(args.checkpoints_dir) / name)], check=True)
+            seconds = train(
+                args, name, RECIPES[recipe], steps, seed, args.checkpoints_dir, max(1, steps // 5)
+            )
+            sh(
+                sys.executable, "-m", "animesis", "eval", "--name", name, "--checkpoints_dir",
+                args.checkpoints_dir, "--ckpt_iter", "latest", "--dataroot", args.data, "--json",
+                str(report_path),
+            )  # fmt: skip
+            report = json.loads(report_path.read_text())
+            results["runs"][key] = {
+                "recipe": recipe,
+                "seed": seed,
+                "steps": steps,
+                "train_seconds": round(seconds, 1),
+                "metrics": {k: report["metrics"].get(k) for k in (*SUMMARY, "fid_real")},
+                "report": str(report_path),
+            }
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(
+                json.dumps(results, indent=2) + "\n"
+            )  # after every run: an interruption keeps them
+
+    summary = {}
+    for recipe in {r["recipe"] for r in results["runs"].values()}:
+        runs = [r for r in results["runs"].values() if r["recipe"] == recipe]
+        row = {"seeds": sorted(r["seed"] for r in runs), "steps": runs[0]["steps"]}
+        row["train_seconds"] = spread([r["train_seconds"] for r in runs])
+        for k in SUMMARY:
+            values = [r["metrics"][k] for r in runs if isinstance(r["metrics"].get(k), int | float)]
+            if values:
+                row[k] = spread(values)
+        summary[recipe] = row
+    results["summary"] = summary
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: results[k] for k in ("date", "machine", "calibration", "summary")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
