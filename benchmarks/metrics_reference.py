@@ -20,10 +20,11 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from animesis.data.synthetic import cast_members, draw_picture, load_cast
 from animesis.metrics import lpips_distance
 from animesis.metrics.fid_kid import fid_from_features, kid_from_features
 from animesis.metrics.inception import load_inception
+from animesis.synth.cast import cast_members, load_cast
+from animesis.synth.dataset import draw_picture
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "lpips"
 PUBLISHED = {"alex": (0.722, 0.138), "vgg": (0.569, 0.422)}  # ex_ref vs ex_p0, ex_p1 (LPIPS v0.1 README)

@@ -110,10 +110,11 @@ def step_seconds(args, recipes: list[str], rounds: int = 3, steps: int = 12) -> 
     from torch.utils.data import DataLoader
 
     from animesis.cli import build_parser, train_config
+    from animesis.data.batch import to_batch
     from animesis.data.dataset import SegmentationDataset
     from animesis.data.layout import load_dataset
     from animesis.training.distributed import DistEnv
-    from animesis.training.step import build_train_step, to_device_batch
+    from animesis.training.step import build_train_step
 
     info = load_dataset(Path(args.data), deep=False)
     cpu = torch.device("cpu")
@@ -131,7 +132,7 @@ def step_seconds(args, recipes: list[str], rounds: int = 3, steps: int = 12) -> 
         for r in recipes:
             ts, cfg = steps_of[r], cfg_for(RECIPES[r])
             gen = torch.Generator().manual_seed(0)
-            batches = [to_device_batch(b, cpu, cfg, info.num_classes, gen) for b in raw]
+            batches = [to_batch(b, cpu, num_classes=info.num_classes, canny=cfg.canny, flip=gen) for b in raw]
             for i in range(3):  # warm-up
                 ts(batches[i % len(batches)], gen, step=1000)
             t = time.perf_counter()

@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from animesis.data.synthetic import cast_members, draw_picture, load_cast
+from animesis.synth.cast import cast_members, load_cast
+from animesis.synth.dataset import draw_picture
 
 
 def label_maps(

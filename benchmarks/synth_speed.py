@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from animesis.data.synthetic import synthesize
+from animesis.synth.dataset import synthesize
 
 
 def _cpu_seconds() -> float:

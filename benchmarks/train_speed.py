@@ -18,32 +18,18 @@ import time
 import warnings
 
 import torch
-import torch.nn.functional as F
 
-from animesis.config import PRESETS, DiscriminatorConfig, GeneratorConfig, LossConfig, TrainConfig
+from animesis.config import PRESETS, LossConfig, TrainConfig, preset_configs
+from animesis.data.batch import Batch
+from animesis.device import resolve_device
 from animesis.inference import Painter
-from animesis.training.distributed import DistEnv, resolve_device
+from animesis.tensors import one_hot
+from animesis.training.distributed import DistEnv
 from animesis.training.step import build_train_step
 
 
 def make_config(args, batch: int) -> TrainConfig:
-    p = PRESETS[args.preset]
-    g = GeneratorConfig(
-        num_classes=args.classes,
-        num_characters=args.characters,
-        base_channels=p["base_g"],
-        num_blocks=p["blocks"],
-        z_dim=p["z_dim"],
-        id_dim=p["id_dim"],
-        spade_hidden=p["spade_hidden"],
-    )
-    d = DiscriminatorConfig(
-        num_classes=args.classes,
-        num_characters=args.characters,
-        base_channels=p["base_d"],
-        num_blocks=p["blocks"],
-        identity_head=not args.no_identity_head,
-    )
+    g, d = preset_configs(args.preset, args.classes, args.characters, identity_head=not args.no_identity_head)
     return TrainConfig(
         name="bench",
         dataroot="",
@@ -63,21 +49,21 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def random_batch(cfg: TrainConfig, device: torch.device, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def random_batch(cfg: TrainConfig, device: torch.device, gen: torch.Generator) -> Batch:
     B, (H, W), N = cfg.batch_size, cfg.image_size, cfg.generator.num_classes
     # Blocky random label maps (8x8 cells), so class regions look like segments, not noise.
     label = torch.randint(0, N, (B, H // 8, W // 8), device=device, generator=gen)
     label = label.repeat_interleave(8, 1).repeat_interleave(8, 2)
-    onehot = F.one_hot(label, N).permute(0, 3, 1, 2).float()
+    onehot = one_hot(label, N)
     if not cfg.channels_last:
         onehot = onehot.contiguous()
-    return {
-        "real": torch.rand(B, 3, H, W, device=device, generator=gen) * 2 - 1,
-        "label": label,
-        "onehot": onehot,
-        "edge": (torch.rand(B, H, W, device=device, generator=gen) < 0.1).to(torch.uint8),
-        "char": torch.randint(0, cfg.generator.num_characters, (B,), device=device, generator=gen),
-    }
+    return Batch(
+        real=torch.rand(B, 3, H, W, device=device, generator=gen) * 2 - 1,
+        label=label,
+        onehot=onehot,
+        edge=(torch.rand(B, H, W, device=device, generator=gen) < 0.1).to(torch.uint8),
+        char=torch.randint(0, cfg.generator.num_characters, (B,), device=device, generator=gen),
+    )
 
 
 def time_train(cfg: TrainConfig, device: torch.device, warmup: int, iters: int) -> dict:

@@ -1,11 +1,15 @@
 """Checkpoints: bit-exact round trip, atomic writes, pointers and clean-up."""
 
+import errno
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from animesis import runs
 from animesis.config import DiscriminatorConfig, GeneratorConfig
 from animesis.data.palette import DEFAULT_PALETTE
+from animesis.files import SaveError
 from animesis.inference import find_model_folder
 from animesis.models.discriminator import Discriminator
 from animesis.models.generator import Generator
@@ -71,16 +75,17 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path, monkeypatch):
     one_step(m)
 
     def broken(module, path):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt, "save_weights", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(SaveError, match=r"no space left on the device.*previous one is intact"):
         save(tmp_path, 10, m)
     monkeypatch.undo()
-    assert ckpt.read_pointer(tmp_path, "latest") == 5
-    assert ckpt.list_checkpoints(tmp_path) == [5]
-    ckpt.load_training_state(ckpt.resolve_checkpoint(tmp_path, "latest"), **make())
-    save(tmp_path, 10, m)  # the next save cleans up the half-written temporary
+    assert runs.read_pointer(tmp_path, "latest") == 5
+    assert runs.list_checkpoints(tmp_path) == [5]
+    ckpt.load_training_state(runs.resolve_checkpoint(tmp_path, "latest"), **make())
+    assert not list((tmp_path / "models").glob(".tmp-*"))  # the failed save cleaned up after itself
+    save(tmp_path, 10, m)
     names = sorted(p.name for p in (tmp_path / "models").iterdir())
     assert names == ["10", "latest.txt"]
 
@@ -91,12 +96,12 @@ def test_pointers_keep_and_cleanup(tmp_path):
     save(tmp_path, 150, m, pointers=("latest", "best"))
     save(tmp_path, 200, m)
     save(tmp_path, 250, m)
-    assert ckpt.list_checkpoints(tmp_path) == [100, 150, 250]  # 200 was neither kept nor pointed at
-    assert ckpt.read_pointer(tmp_path, "best") == 150
-    assert ckpt.resolve_checkpoint(tmp_path, "100").name == "100"
+    assert runs.list_checkpoints(tmp_path) == [100, 150, 250]  # 200 was neither kept nor pointed at
+    assert runs.read_pointer(tmp_path, "best") == 150
+    assert runs.resolve_checkpoint(tmp_path, "100").name == "100"
     with pytest.raises(ModelLoadError, match="saved: 100, 150, 250"):
-        ckpt.resolve_checkpoint(tmp_path, "140000")
+        runs.resolve_checkpoint(tmp_path, "140000")
     with pytest.raises(ModelLoadError, match="latest"):
-        ckpt.resolve_checkpoint(tmp_path / "other", "latest")
+        runs.resolve_checkpoint(tmp_path / "other", "latest")
     with pytest.raises(ModelLoadError, match="must be 'latest'"):
-        ckpt.resolve_checkpoint(tmp_path, "newest")
+        runs.resolve_checkpoint(tmp_path, "newest")

@@ -4,8 +4,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from animesis.cli import UsageError, build_parser, device_from_gpu_ids, model_configs, train_config
+from animesis.cli import UsageError, build_parser, model_configs, train_config
 from animesis.data.palette import DEFAULT_PALETTE
+from animesis.device import device_from_gpu_ids
+from animesis.errors import UserError
 
 SEED_TRAIN = [
     "train",
@@ -97,7 +99,7 @@ def test_bad_crop_size_is_a_clear_error():
         model_configs(args, 11, 9)
 
 
-def test_identity_free_baseline_flags():
+def test_identity_free_baseline_flags(capsys):
     args = build_parser().parse_args(
         SEED_TRAIN + ["--id_dim", "0", "--no_identity_head", "--lambda_edge", "0"]
     )
@@ -106,8 +108,9 @@ def test_identity_free_baseline_flags():
     assert not cfg.discriminator.identity_head and cfg.loss.lambda_edge == 0
     with pytest.raises(UsageError, match="no code input"):
         model_configs(build_parser().parse_args(SEED_TRAIN + ["--id_dim", "0", "--no_3dnoise"]), 11, 9)
-    with pytest.raises(UsageError, match="0 or more"):
-        model_configs(build_parser().parse_args(SEED_TRAIN + ["--id_dim", "-2"]), 11, 9)
+    with pytest.raises(SystemExit):  # refused by the parser: one line, exit code 2
+        build_parser().parse_args(SEED_TRAIN + ["--id_dim", "-2"])
+    assert "--id_dim: -2 must be at least 0" in capsys.readouterr().err
 
 
 def test_mode_seeking_needs_noise():
@@ -121,5 +124,5 @@ def test_mode_seeking_needs_noise():
 
 def test_gpu_ids():
     assert device_from_gpu_ids("-1") == "cpu"
-    with pytest.raises(UsageError):
+    with pytest.raises(UserError, match="--gpu_ids"):
         device_from_gpu_ids("zero")

@@ -71,7 +71,7 @@ def test_valid_dataset_is_ok_and_summarised(ds):
     assert info.num_classes == 11 and info.num_characters == 3
     assert info.character_names == ("0", "1", "2")
     assert [len(info.splits[s]) for s in layout.SPLITS] == [8, 2, 4]
-    assert all(info.has_edges.values())
+    assert all(s.edge is not None for split in info.splits.values() for s in split)
     s = info.splits["train"][1]
     assert (s.name, s.image.name, s.label.parent.name, s.edge.parent.name, s.character) == (
         "0001",
@@ -98,7 +98,7 @@ def test_rgb_labels_read_as_the_same_classes(tmp_path):
 
 def test_val_split_is_optional(tmp_path):
     report = check(write_tiny_dataset(tmp_path / "ds", n_val=0))
-    assert report.ok and report.info.splits["val"] == () and not report.info.has_edges["val"]
+    assert report.ok and report.info.splits["val"] == ()
     assert report.summary.splits["val"].edges == "-"
 
 
@@ -106,7 +106,10 @@ def test_without_edge_folders_edges_come_from_canny(tmp_path):
     report = check(write_tiny_dataset(tmp_path / "ds", edges=False))
     assert report.ok
     assert all(s.edge is None for s in report.info.splits["train"])
-    assert not report.info.has_edges["train"] and report.summary.splits["train"].edges == "Canny"
+    assert (
+        all(s.edge is None for s in report.info.splits["train"])
+        and report.summary.splits["train"].edges == "Canny"
+    )
 
 
 def test_edges_may_be_0_255(ds):

@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from animesis.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+from animesis.data.batch import Batch
 from animesis.training.distributed import InfiniteSampler, init_distributed
 from animesis.training.step import build_train_step
 
@@ -85,7 +86,8 @@ def trajectory(env, optimizer: str, part: list[int] | None = None) -> dict[str, 
     for b in global_batches():
         local = {k: v[part] for k, v in b.items()} if part is not None else b
         gen = torch.Generator().manual_seed(7)  # same LabelMix coins on both ranks and in the reference
-        ts({k: v for k, v in local.items() if k != "z"}, gen, z=local["z"])
+        batch = Batch(**{k: v for k, v in local.items() if k != "z"})
+        ts(batch, gen, z=local["z"])
         out["grads"].append(flat_grads(ts))
         out["weights"].append(flat_weights(ts))
     return out
@@ -122,8 +124,12 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path):
-    """Bounds measured with OMP_NUM_THREADS=1 and 2 (2026-12-02, 6 iterations): gradients agree to
-    7e-7..9e-7 relative in every iteration, SGD weights to 2e-8; the bounds leave 10x and 50x margin."""
+    """One iteration's gradients are the same sums in both (checked tightly). After that, rounding
+    differences of ~1e-8 in the weights can flip a LeakyReLU or a LabelMix comparison at a near-tie, which
+    changes a gradient by a finite amount; plain SGD does not amplify it into the weights. Measured on a
+    2-core AMD EPYC (2026-12-03, 6 iterations): iteration 0 gradients 1.0e-6..1.2e-6 relative; later
+    gradients 7e-7..1e-6 at OMP_NUM_THREADS=2 and up to 1.6e-4 at 1 thread (one flip, iteration 2);
+    SGD weights up to 2e-8 and 6.1e-7. The bounds leave 8x (1e-5, 2e-3) and 16x (1e-5) margin."""
     out = str(tmp_path / "ddp.pt")
     mp.spawn(run, args=(2, free_port(), out), nprocs=2, join=True)
     ddp = torch.load(out)
@@ -138,8 +144,9 @@ def test_two_process_ddp_matches_single_process(tmp_path):
 
     sgd = trajectory(env, "sgd")
     for step in range(STEPS):
-        assert rel(ddp["sgd"]["grads"][step], sgd["grads"][step]) < 1e-5, f"gradients, iteration {step}"
-        assert rel(ddp["sgd"]["weights"][step], sgd["weights"][step]) < 1e-6, f"weights, iteration {step}"
+        bound = 1e-5 if step == 0 else 2e-3
+        assert rel(ddp["sgd"]["grads"][step], sgd["grads"][step]) < bound, f"gradients, iteration {step}"
+        assert rel(ddp["sgd"]["weights"][step], sgd["weights"][step]) < 1e-5, f"weights, iteration {step}"
     moved = rel(sgd["weights"][-1], trajectory(env, "sgd", part=[0, 1])["weights"][-1])
     assert moved > 1e-4, "another batch must give another trajectory, or the comparison proves nothing"
 
@@ -159,7 +166,7 @@ def test_sampler_shards_are_disjoint_and_resume_exactly():
 def test_torchrun_trains_and_resumes_with_two_cpu_processes(tmp_path):
     from datagen import write_tiny_dataset
 
-    from animesis.training import checkpoint as ckpt
+    from animesis import runs
 
     data = write_tiny_dataset(tmp_path / "data", n_train=8, n_val=0, n_test=2)
     ck = tmp_path / "checkpoints"
@@ -208,9 +215,9 @@ def test_torchrun_trains_and_resumes_with_two_cpu_processes(tmp_path):
     r = torchrun(4)
     assert r.returncode == 0, r.stderr[-3000:]
     run = ck / "ddp"
-    assert ckpt.read_pointer(run, "latest") == 4
+    assert runs.read_pointer(run, "latest") == 4
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [2, 4]  # one writer: rank 0
     r = torchrun(6, "--continue_train")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "resumed from" in r.stdout and ckpt.read_pointer(run, "latest") == 6
+    assert "resumed from" in r.stdout and runs.read_pointer(run, "latest") == 6

@@ -42,4 +42,5 @@ def test_refresh_batchnorm_estimates_statistics_of_the_inputs():
     means = torch.stack([model[0](x).mean(dim=(0, 2, 3)) for (x,) in batches]).mean(0).detach()
     assert torch.allclose(model[1].running_mean, means, atol=1e-5)
     assert model[1].momentum == 0.1  # restored
-    assert feats.shape[1] == 3
+    # With equal batches the average of batch means is the mean of all features: eval mode centres them.
+    assert model[1](feats).mean(dim=(0, 2, 3)).abs().max() < 1e-4

@@ -10,12 +10,13 @@ from datagen import CLOTHES, EYES, HAIR, character_colors, tiny_judge_settings, 
 from animesis.config import GeneratorConfig
 from animesis.data.layout import load_dataset
 from animesis.data.palette import DEFAULT_PALETTE
+from animesis.files import write_text
 from animesis.metrics.assets import INCEPTION, LPIPS_ALEX, MetricUnavailable, locate_weights
 from animesis.metrics.judges import train_judges
 from animesis.metrics.report import evaluate_checkpoint, format_report, main_eval_checkpoint, main_judges
 from animesis.models.generator import Generator
 from animesis.models.pretrained import ModelCard, save_pretrained
-from animesis.training.checkpoint import STATE_JSON, models_dir, write_text_atomic
+from animesis.runs import STATE_JSON, models_dir
 
 K = 3
 SIZE = 32
@@ -51,7 +52,7 @@ def write_run(run_dir, step: int, z_dim: int = 4) -> None:
     folder = models_dir(run_dir) / str(step)
     save_pretrained(folder, Generator(cfg).eval(), card)
     (folder / STATE_JSON).write_text("{}\n")
-    write_text_atomic(models_dir(run_dir) / "latest.txt", f"{step}\n")
+    write_text(models_dir(run_dir) / "latest.txt", f"{step}\n")
 
 
 def assert_number_or_reason(metrics: dict) -> None:

@@ -16,19 +16,11 @@ from scipy import ndimage
 
 from animesis.data.edges import canny_edges
 from animesis.data.palette import DEFAULT_PALETTE
-from animesis.data.synthetic import (
-    DEFAULT_CAST,
-    SynthError,
-    canny_exact,
-    cast_members,
-    draw_picture,
-    draw_variations,
-    load_cast,
-    looks_of,
-    png_bytes,
-    synthesize,
-)
-from animesis.data.synthetic_draw import BG, BROWS, EARS, EYES, FACE, HAIR, MOUTH, NOSE, SKIN, render
+from animesis.synth.canny import canny_exact
+from animesis.synth.cast import DEFAULT_CAST, SynthError, cast_members, load_cast, looks_of
+from animesis.synth.dataset import draw_picture, draw_variations, synthesize
+from animesis.synth.draw import BG, BROWS, EARS, EYES, FACE, HAIR, MOUTH, NOSE, SKIN, render
+from animesis.synth.png import png_bytes
 
 N_CLASSES = DEFAULT_PALETTE.num_classes
 

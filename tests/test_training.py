@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from datagen import write_tiny_dataset
 from PIL import Image
 
+from animesis import runs
 from animesis.config import DiscriminatorConfig, GeneratorConfig, LossConfig, TrainConfig
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
@@ -92,7 +93,7 @@ def test_training_changes_discriminator_and_generator(data, tmp_path):
 
     train(cfg, info, progress=False)
 
-    folder = ckpt.resolve_checkpoint(cfg.run_dir, "latest")
+    folder = runs.resolve_checkpoint(cfg.run_dir, "latest")
     assert folder.name == "80"
     D1, G1 = Discriminator(cfg.discriminator), Generator(cfg.generator)
     load_weights(D1, folder / D_WEIGHTS)
@@ -132,8 +133,8 @@ def test_resume_equals_uninterrupted_run(data, tmp_path):
     train(first, load_dataset(data), progress=False)
     train(replace(first, max_steps=6, continue_train=True), load_dataset(data), progress=False)
 
-    a = state_of(ckpt.resolve_checkpoint(straight.run_dir, "latest"), straight)
-    b = state_of(ckpt.resolve_checkpoint(first.run_dir, "latest"), first)
+    a = state_of(runs.resolve_checkpoint(straight.run_dir, "latest"), straight)
+    b = state_of(runs.resolve_checkpoint(first.run_dir, "latest"), first)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -147,7 +148,7 @@ def test_validation_fid_keeps_a_best_checkpoint(data, tmp_path):
     log = [json.loads(line) for line in (cfg.run_dir / "log.jsonl").read_text().splitlines()]
     fids = {e["step"]: e["val_fid"] for e in log if "val_fid" in e}
     assert sorted(fids) == [2, 4] and all(np.isfinite(v) for v in fids.values())
-    best = ckpt.read_pointer(cfg.run_dir, "best")
+    best = runs.read_pointer(cfg.run_dir, "best")
     assert best == min(fids, key=fids.get)
 
 
@@ -182,62 +183,30 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
-def test_seed_readme_commands(data, tmp_path):
-    """The seed README's train.py / test.py commands, with a tiny model and scratch folders added."""
-    ck, res = str(tmp_path / "checkpoints"), str(tmp_path / "results")
-    tiny = ["--preset", "tiny", "--crop_size", "32", "--checkpoints_dir", ck]
+@pytest.fixture(scope="module")
+def seed_run(data, tmp_path_factory) -> tuple[str, str]:
+    """The seed README's train.py command, with a tiny model and scratch folders added: (ck, results)."""
+    root = tmp_path_factory.mktemp("seed")
+    ck, res = str(root / "checkpoints"), str(root / "results")
     r = cli(
-        "train.py",
-        "--name",
-        "quintuplets",
-        "--class_dir",
-        f"{data}/class.txt",
-        "--class_num",
-        str(K),
-        "--dataset_mode",
-        "custom",
-        "--dataroot",
-        str(data),
-        "--gpu_ids",
-        "0",
-        "--num_epochs",
-        "2",
-        "--batch_size",
-        "1",
-        "--freq_print",
-        "1000",
-        "--freq_save_latest",
-        "10000",
-        "--freq_save_ckpt",
-        "12",
-        "--no_progress",
-        *tiny,
-    )
+        "train.py", "--name", "quintuplets", "--class_dir", f"{data}/class.txt", "--class_num", str(K),
+        "--dataset_mode", "custom", "--dataroot", str(data), "--gpu_ids", "0", "--num_epochs", "2",
+        "--batch_size", "1", "--freq_print", "1000", "--freq_save_latest", "10000", "--freq_save_ckpt", "12",
+        "--no_progress", "--preset", "tiny", "--crop_size", "32", "--checkpoints_dir", ck,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert ckpt.list_checkpoints(Path(ck) / "quintuplets") == [12, 24]  # 12 images x 2 epochs at batch 1
+    return ck, res
+
+
+def test_seed_readme_commands(data, seed_run, tmp_path):
+    """train.py (in the fixture) and test.py as the seed's README runs them, then generate."""
+    ck, res = seed_run
+    assert runs.list_checkpoints(Path(ck) / "quintuplets") == [12, 24]  # 12 images x 2 epochs at batch 1
     r = cli(
-        "test.py",
-        "--class_num",
-        str(K),
-        "--name",
-        "quintuplets",
-        "--class_dir",
-        f"{data}/class.txt",
-        "--ckpt_iter",
-        "12",
-        "--dataset_mode",
-        "custom",
-        "--dataroot",
-        str(data),
-        "--batch_size",
-        "1",
-        "--gpu_ids",
-        "0",
-        "--checkpoints_dir",
-        ck,
-        "--results_dir",
-        res,
-    )
+        "test.py", "--class_num", str(K), "--name", "quintuplets", "--class_dir", f"{data}/class.txt",
+        "--ckpt_iter", "12", "--dataset_mode", "custom", "--dataroot", str(data), "--batch_size", "1",
+        "--gpu_ids", "0", "--checkpoints_dir", ck, "--results_dir", res,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     images = sorted((Path(res) / "quintuplets" / "12" / "image").iterdir())
     labels = sorted((Path(res) / "quintuplets" / "12" / "label").iterdir())
@@ -250,114 +219,53 @@ def test_seed_readme_commands(data, tmp_path):
     Image.fromarray(np.kron(label, np.ones((2, 2), np.uint8))).save(big)
     out = tmp_path / "gen"
     r = cli(
-        "-m",
-        "animesis",
-        "generate",
-        "--checkpoint",
-        f"{ck}/quintuplets",
-        "--label",
-        str(big),
-        "--character",
-        "0:2:0.5",
-        "--n",
-        "2",
-        "--seed",
-        "1",
-        "--out",
-        str(out),
-    )
+        "-m", "animesis", "generate", "--checkpoint", f"{ck}/quintuplets", "--label", str(big),
+        "--character", "0:2:0.5", "--n", "2", "--seed", "1", "--out", str(out),
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert len(list(out.glob("*.png"))) == 2
 
-    # bad inputs: one clear line, exit code 2, no traceback
-    bad = [
-        (
-            "-m",
-            "animesis",
-            "generate",
-            "--checkpoint",
-            f"{ck}/quintuplets",
-            "--label",
-            str(big),
-            "--character",
-            "7",
-            "--out",
-            str(out),
-        ),
-        (
-            "test.py",
-            "--name",
-            "quintuplets",
-            "--class_num",
-            "5",
-            "--ckpt_iter",
-            "12",
-            "--dataroot",
-            str(data),
-            "--checkpoints_dir",
-            ck,
-            "--results_dir",
-            res,
-        ),
-        (
-            "test.py",
-            "--name",
-            "quintuplets",
-            "--ckpt_iter",
-            "12",
-            "--dataroot",
-            str(data),
-            "--channels_G",
-            "64",
-            "--checkpoints_dir",
-            ck,
-            "--results_dir",
-            res,
-        ),
-        (
-            "test.py",
-            "--name",
-            "quintuplets",
-            "--ckpt_iter",
-            "999",
-            "--dataroot",
-            str(data),
-            "--checkpoints_dir",
-            ck,
-            "--results_dir",
-            res,
-        ),
-        ("train.py", "--name", "quintuplets", "--dataroot", str(data), "--checkpoints_dir", ck, *tiny),
-    ]
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("generate --character 7", "character 7 does not exist"),
+        ("test --class_num 5", "--class_num 5"),
+        ("test --channels_G 64", "--channels_G 64"),
+        ("test --ckpt_iter 999", "no checkpoint at iteration 999"),
+        ("train again without --continue_train", "already holds checkpoints"),
+        ("generate a map with class 20 of 11", "wrong.png"),
+    ],
+)
+def test_seed_commands_refuse_bad_input_in_one_line(data, seed_run, tmp_path, case, expected):
+    ck, res = seed_run
+    label = next((data / "test_label").iterdir())
     wrong = tmp_path / "wrong.png"
-    Image.fromarray(np.full((32, 32), 20, np.uint8)).save(wrong)  # class 20 of 11
-    bad.append(
-        (
-            "-m",
-            "animesis",
-            "generate",
-            "--checkpoint",
-            f"{ck}/quintuplets",
-            "--label",
-            str(wrong),
-            "--character",
-            "0",
-            "--out",
-            str(out),
-        )
-    )
-    expected = [
-        "character 7 does not exist",
-        "--class_num 5",
-        "--channels_G 64",
-        "no checkpoint at iteration 999",
-        "already holds checkpoints",
-        "wrong.png",
+    Image.fromarray(np.full((32, 32), 20, np.uint8)).save(wrong)
+    gen = ["-m", "animesis", "generate", "--checkpoint", f"{ck}/quintuplets", "--out", str(tmp_path / "o")]
+    test = [
+        "test.py",
+        "--name",
+        "quintuplets",
+        "--dataroot",
+        str(data),
+        "--checkpoints_dir",
+        ck,
+        "--results_dir",
+        res,
     ]
-    for argv, message in zip(bad, expected, strict=True):
-        r = cli(*argv)
-        assert r.returncode == 2, (argv, r.stderr)
-        assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    again = ["train.py", "--name", "quintuplets", "--dataroot", str(data), "--checkpoints_dir", ck]
+    argv = {
+        "generate --character 7": [*gen, "--label", str(label), "--character", "7"],
+        "test --class_num 5": [*test, "--class_num", "5", "--ckpt_iter", "12"],
+        "test --channels_G 64": [*test, "--ckpt_iter", "12", "--channels_G", "64"],
+        "test --ckpt_iter 999": [*test, "--ckpt_iter", "999"],
+        "train again without --continue_train": [*again, "--preset", "tiny", "--crop_size", "32"],
+        "generate a map with class 20 of 11": [*gen, "--label", str(wrong), "--character", "0"],
+    }[case]
+    r = cli(*argv)
+    assert r.returncode == 2, (argv, r.stderr)
+    assert expected in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 def test_painter_renders_every_character(data, tmp_path):
@@ -370,3 +278,5 @@ def test_painter_renders_every_character(data, tmp_path):
     assert images.shape == (K, 32, 32, 3) and images.dtype == np.uint8
     again = painter.paint(np.repeat(label[None], K, 0), torch.arange(K), painter.noise(K, seed=3))
     assert np.array_equal(images, again)  # the same seed paints the same picture
+    one_noise = painter.paint(np.repeat(label[None], K, 0), torch.arange(K), z[:1].expand(K, -1))
+    assert len({img.tobytes() for img in one_noise}) == K  # with the same noise, each character differs

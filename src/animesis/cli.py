@@ -1,5 +1,5 @@
 """The `animesis` command. The only place that knows the seed's and OASIS's flags: they are
-translated here, once, into typed configs."""
+translated here, once, into typed configs and typed command arguments."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from animesis import __version__
 from animesis.config import (
     PRESETS,
     CannyConfig,
@@ -18,13 +19,52 @@ from animesis.config import (
     LossConfig,
     TrainConfig,
     check_image_size,
+    preset_configs,
     to_dict,
 )
+from animesis.device import cpu_workers, device_from_gpu_ids, ranks, under_torchrun
 from animesis.errors import UserError
 
 
 class UsageError(UserError):
     """Flags that contradict each other or the data."""
+
+
+# --- argument types: a bad value ends in one argparse line (exit 2), never deep in the work ----------
+
+
+def _number(cast: type, lowest: float, *, above: bool = False, below: float = float("inf")):
+    """An argparse type: `cast` of the text, at least `lowest` (more than it when `above`), under `below`."""
+    what = "a whole number" if cast is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        too_low = value <= lowest if above else value < lowest
+        if too_low or not value < below:  # `not <` also refuses NaN
+            bound = f"more than {lowest:g}" if above else f"at least {lowest:g}"
+            limit = f" and under {below}" if below != float("inf") else ""
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}{limit}")
+        return value
+
+    parse.__name__ = f"{cast.__name__} >= {lowest:g}"
+    return parse
+
+
+positive_int = _number(int, 1)
+non_negative_int = _number(int, 0)
+seed_int = _number(int, 0, below=2**63)  # what torch and NumPy both accept
+positive_float = _number(float, 0, above=True)
+non_negative_float = _number(float, 0)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag ends in one line (and exit code 2) instead of the whole usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 # --- flags ---------------------------------------------------------------------------------------
@@ -40,35 +80,48 @@ def _add_data_flags(p: argparse.ArgumentParser, *, required: bool) -> None:
         help="class.txt with the character id of every image (default: DATAROOT/class.txt)",
     )
     g.add_argument(
-        "--class_num", type=int, default=None, help="number of characters K (checked against the data)"
+        "--class_num",
+        type=positive_int,
+        default=None,
+        help="number of characters K (checked against the data)",
     )
     g.add_argument("--gpu_ids", default="0", help="'-1' for the CPU; '0' one GPU; '0,1' several (DDP)")
-    g.add_argument("--num_workers", type=int, default=None, help="data-loading processes")
+    g.add_argument("--num_workers", type=non_negative_int, default=None, help="data-loading processes")
     g.add_argument("--checkpoints_dir", default="./checkpoints")
     g.add_argument("--name", required=True, help="run name: checkpoints/NAME")
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--batch_size", type=int, default=1)
+    g.add_argument("--seed", type=seed_int, default=42)
+    g.add_argument("--batch_size", type=positive_int, default=1)
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model size (OASIS flags override the preset)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="paper")
-    g.add_argument("--channels_G", type=int, default=None)
-    g.add_argument("--channels_D", type=int, default=None)
-    g.add_argument("--num_res_blocks", type=int, default=None)
-    g.add_argument("--crop_size", type=int, default=None, help="square training size (multiple of 2^blocks)")
-    g.add_argument("--aspect_ratio", type=float, default=1.0, help="width / height")
+    g.add_argument("--channels_G", type=positive_int, default=None)
+    g.add_argument("--channels_D", type=positive_int, default=None)
+    g.add_argument("--num_res_blocks", type=positive_int, default=None)
+    g.add_argument(
+        "--crop_size",
+        type=positive_int,
+        default=None,
+        help="training width in pixels (a multiple of 2^(blocks-1)); default: the preset's size",
+    )
+    g.add_argument(
+        "--aspect_ratio",
+        type=positive_float,
+        default=1.0,
+        help="width / height: the height is crop_size / aspect_ratio, rounded to a size the generator paints",
+    )
     g.add_argument(
         "--load_size",
         type=int,
         default=None,
         help="accepted for OASIS compatibility; images are resized straight to --crop_size",
     )
-    g.add_argument("--z_dim", type=int, default=None, help="noise dimension")
+    g.add_argument("--z_dim", type=non_negative_int, default=None, help="noise dimension")
     g.add_argument("--no_3dnoise", action="store_true", help="no noise: one image per (map, character)")
     g.add_argument(
         "--id_dim",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="character code dimension (0: ignore the character, as OASIS)",
     )
@@ -98,34 +151,42 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     _add_data_flags(p, required=True)
     _add_model_flags(p)
     g = p.add_argument_group("training (seed and OASIS flags)")
-    g.add_argument("--num_epochs", type=int, default=200)
+    g.add_argument("--num_epochs", type=positive_int, default=200)
     g.add_argument(
-        "--max_steps", type=int, default=None, help="stop after this many iterations (overrides epochs)"
+        "--max_steps",
+        type=positive_int,
+        default=None,
+        help="stop after this many iterations (overrides epochs)",
     )
-    g.add_argument("--freq_print", type=int, default=1000)
-    g.add_argument("--freq_save_latest", type=int, default=10000)
-    g.add_argument("--freq_save_ckpt", type=int, default=20000)
-    g.add_argument("--freq_fid", type=int, default=5000, help="validation FID every N iterations (0: never)")
-    g.add_argument("--fid_samples", type=int, default=500)
+    g.add_argument("--freq_print", type=positive_int, default=1000)
+    g.add_argument("--freq_save_latest", type=positive_int, default=10000)
+    g.add_argument("--freq_save_ckpt", type=positive_int, default=20000)
+    g.add_argument(
+        "--freq_fid", type=non_negative_int, default=5000, help="validation FID every N iterations (0: never)"
+    )
+    g.add_argument("--fid_samples", type=non_negative_int, default=500)
     g.add_argument("--continue_train", action="store_true")
     g.add_argument("--which_iter", default="latest", help="resume point: latest | best | iteration")
-    g.add_argument("--lr_g", type=float, default=1e-4)
-    g.add_argument("--lr_d", type=float, default=4e-4)
+    g.add_argument("--lr_g", type=positive_float, default=1e-4)
+    g.add_argument("--lr_d", type=positive_float, default=4e-4)
     g.add_argument("--beta1", type=float, default=0.0)
     g.add_argument("--beta2", type=float, default=0.999)
     g.add_argument("--EMA_decay", type=float, default=0.9999)
     g.add_argument("--no_EMA", action="store_true")
     g.add_argument("--no_labelmix", action="store_true")
-    g.add_argument("--lambda_labelmix", type=float, default=10.0)
-    g.add_argument("--lambda_edge", type=float, default=0.3)
-    g.add_argument("--lambda_identity", type=float, default=0.1)
+    g.add_argument("--lambda_labelmix", type=non_negative_float, default=10.0)
+    g.add_argument("--lambda_edge", type=non_negative_float, default=0.3)
+    g.add_argument("--lambda_identity", type=non_negative_float, default=0.1)
     g.add_argument(
         "--add_vgg_loss", action="store_true", help="VGG16 perceptual loss (weights from the metrics extra)"
     )
-    g.add_argument("--lambda_vgg", type=float, default=10.0)
+    g.add_argument("--lambda_vgg", type=non_negative_float, default=10.0)
     g.add_argument("--vgg_layers", type=int, default=5, help="VGG16 taps used by --add_vgg_loss (1-5)")
     g.add_argument(
-        "--lambda_fm", type=float, default=0.0, help="feature matching on the discriminator's features"
+        "--lambda_fm",
+        type=non_negative_float,
+        default=0.0,
+        help="feature matching on the discriminator's features",
     )
     g.add_argument(
         "--paired_region",
@@ -141,7 +202,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--lambda_ms",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="mode-seeking term (MSGAN): samples of one map with other noise should differ (0: off; "
         "0.1 and 1 lost the character in the ablation, see benchmarks/RESULTS.md)",
@@ -152,7 +213,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "--canny_low", type=float, default=CannyConfig.low, help="Canny weak threshold (no *_edge maps)"
     )
     g.add_argument("--canny_high", type=float, default=CannyConfig.high, help="Canny strong threshold")
-    g.add_argument("--bn_refresh_batches", type=int, default=50)
+    g.add_argument("--bn_refresh_batches", type=non_negative_int, default=50)
     g.add_argument("--cache_images", action="store_true", help="keep decoded images in memory")
     f = p.add_argument_group("speed")
     f.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
@@ -178,15 +239,49 @@ def _test_parser(sub) -> argparse.ArgumentParser:
 
 def _generate_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="paint one label map as a character")
-    p.add_argument("--checkpoint", required=True, help="checkpoints/NAME (or a model folder)")
+    p.add_argument(
+        "--checkpoint", default=None, help="checkpoints/NAME or a model folder (default: the built-in model)"
+    )
     p.add_argument("--iter", default="latest", help="latest | best | iteration")
     p.add_argument("--label", required=True, help="label map PNG: class indices or palette colours, any size")
     p.add_argument("--character", required=True, help="character id, or 'a:b:t' to mix a and b (t of b)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n", type=int, default=4, help="samples with different noise")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--n", type=positive_int, default=4, help="samples with different noise")
+    p.add_argument("--batch_size", type=positive_int, default=16, help="pictures painted at once")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="auto")
     _add_paint_speed_flags(p)
+    return p
+
+
+def _paint_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("paint", help="paint a label map in the browser and see the character painted live")
+    p.add_argument(
+        "--checkpoint", default=None, help="checkpoints/NAME or a model folder (default: the built-in model)"
+    )
+    p.add_argument("--iter", default="latest", help="latest | best | iteration")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (not loopback: reachable from the network)"
+    )
+    p.add_argument("--port", type=non_negative_int, default=7860, help="port (0: any free one)")
+    p.add_argument("--device", default="auto")
+    return p
+
+
+def _examples_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("examples", help="write the example label maps (index PNGs in the built-in classes)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--force", action="store_true", help="replace maps of the same names")
+    return p
+
+
+def _export_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("export", help="write the generator as one ONNX file (onnxruntime and other runtimes)")
+    p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.add_argument(
+        "--checkpoint", default=None, help="checkpoints/NAME or a model folder (default: the built-in model)"
+    )
+    p.add_argument("--iter", default="latest", help="latest | best | iteration")
     return p
 
 
@@ -196,29 +291,38 @@ def _add_paint_speed_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="animesis", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(
+        prog="animesis",
+        description="Paint a chosen anime character from a label map (where hair, eyes, skin and clothes "
+        "go), train such a model on your own annotated pictures, and evaluate it.",
+        epilog="Start with `animesis paint` (the built-in model), or see README.md for training on your data.",
+    )
+    parser.add_argument("--version", action="version", version=f"animesis {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
     _test_parser(sub)
     _generate_parser(sub)
+    _paint_parser(sub)
+    _examples_parser(sub)
+    _export_parser(sub)
     ds = sub.add_parser("dataset", help="check a dataset or draw the built-in one").add_subparsers(
         dest="dataset_command", required=True
     )
     c = ds.add_parser("check", help="validate a dataset in the seed layout and summarise it")
     c.add_argument("dataroot")
     c.add_argument("--class_dir", default=None)
-    c.add_argument("--class_num", type=int, default=None)
-    c.add_argument("--workers", type=int, default=None)
+    c.add_argument("--class_num", type=positive_int, default=None)
+    c.add_argument("--workers", type=non_negative_int, default=None)
     s = ds.add_parser("synth", help="draw the built-in character dataset")
     s.add_argument("--out", required=True)
-    s.add_argument("--characters", type=int, default=9)
-    s.add_argument("--size", type=int, default=256)
-    s.add_argument("--train", type=int, default=4000)
-    s.add_argument("--val", type=int, default=200)
-    s.add_argument("--test", type=int, default=400)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--characters", type=positive_int, default=9)
+    s.add_argument("--size", type=positive_int, default=256)
+    s.add_argument("--train", type=non_negative_int, default=4000)
+    s.add_argument("--val", type=non_negative_int, default=200)
+    s.add_argument("--test", type=non_negative_int, default=400)
+    s.add_argument("--seed", type=seed_int, default=0)
     s.add_argument("--characters-file", "--characters_file", dest="characters_file", default=None)
-    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--workers", type=non_negative_int, default=None)
     e = sub.add_parser(
         "eval",
         help="score images: two folders (--real/--fake) or a checkpoint on a dataset split (--name)",
@@ -233,50 +337,116 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataroot", default=None)
     e.add_argument("--class_dir", default=None)
     e.add_argument("--split", choices=["test", "val"], default="test")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--batch_size", type=int, default=16)
+    e.add_argument("--seed", type=seed_int, default=0)
+    e.add_argument("--batch_size", type=positive_int, default=16)
     e.add_argument("--device", default="auto")
     e.add_argument("--json", default=None, help="also write the results as JSON here")
     e.add_argument(
         "--every_character_maps",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="maps painted as every character (default: all; K paintings each, so cap it on a CPU)",
     )
     e.add_argument(
-        "--n_diversity_maps", type=int, default=50, help="maps painted several times for diversity LPIPS"
+        "--n_diversity_maps",
+        type=non_negative_int,
+        default=50,
+        help="maps painted several times for diversity LPIPS",
     )
-    e.add_argument("--samples_per_map", type=int, default=4)
+    e.add_argument("--samples_per_map", type=positive_int, default=4)
     j = sub.add_parser("judges", help="train the identity and segmentation judges of a dataset")
     j.add_argument("--dataroot", required=True)
     j.add_argument("--class_dir", default=None)
     j.add_argument("--device", default="auto")
-    j.add_argument("--epochs", type=int, default=None)
-    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--epochs", type=non_negative_int, default=None)
+    j.add_argument("--seed", type=seed_int, default=0)
     j.add_argument("--force", action="store_true", help="retrain even if judges exist")
+    _fill_help(parser)
     return parser
+
+
+# Help for flags whose meaning is the same wherever they appear (a flag with its own help keeps it).
+_HELP = {
+    "checkpoints_dir": "folder holding one folder per run",
+    "seed": "random seed",
+    "batch_size": "images per iteration (the global batch; split across processes under DDP)",
+    "preset": "model size: paper (the seed's), base, small (CPU), tiny (tests)",
+    "channels_G": "generator width (overrides the preset)",
+    "channels_D": "discriminator width (overrides the preset)",
+    "num_res_blocks": "residual blocks of both networks (overrides the preset)",
+    "spade_ks": "kernel size of the SPADE modulation convolutions",
+    "no_spectral_norm": "train without spectral normalisation",
+    "num_epochs": "epochs to train (unless --max_steps)",
+    "freq_print": "iterations between status lines, logs and image grids",
+    "freq_save_latest": "iterations between saves of the latest checkpoint",
+    "freq_save_ckpt": "iterations between checkpoints that are kept",
+    "fid_samples": "validation images used for the validation FID",
+    "continue_train": "resume the run --name from --which_iter",
+    "lr_g": "generator learning rate",
+    "lr_d": "discriminator learning rate",
+    "beta1": "Adam beta1",
+    "beta2": "Adam beta2",
+    "EMA_decay": "decay of the generator's moving average (reached after a ramp)",
+    "no_EMA": "keep no moving average of the generator",
+    "no_labelmix": "no LabelMix consistency term",
+    "lambda_labelmix": "weight of the LabelMix term",
+    "lambda_edge": "weight of the edge head's loss",
+    "lambda_identity": "weight of the per-pixel character loss",
+    "lambda_vgg": "weight of the VGG loss (with --add_vgg_loss)",
+    "no_balancing_inloss": "no class balancing in the segmentation loss",
+    "no_flip": "no random horizontal flips",
+    "bn_refresh_batches": "batches that re-estimate the moving average's BatchNorm statistics",
+    "precision": "auto: bf16 on CUDA, fp32 on the CPU",
+    "no_channels_last": "NCHW memory layout instead of NHWC",
+    "no_progress": "no progress bar",
+    "results_dir": "where test.py writes its pictures (results_dir/NAME/...)",
+    "split": "dataset split to paint",
+    "no_EMA_test": "paint with the raw generator instead of its moving average",
+    "device": "auto, cpu, cuda or cuda:N",
+    "class_dir": "class.txt with each picture's character (default: DATAROOT/class.txt)",
+    "class_num": "number of characters (checked against the data)",
+    "workers": "worker processes (default: one per CPU)",
+    "out": "output folder",
+    "characters": "characters in the cast",
+    "size": "picture size in pixels (square)",
+    "train": "training pictures",
+    "val": "validation pictures",
+    "test": "test pictures",
+    "characters_file": "a characters file (JSON) instead of the built-in cast",
+    "lpips_net": "LPIPS backbone",
+    "dataroot": "dataset folder in the seed layout",
+    "epochs": "training epochs (default: chosen from the data size)",
+    "samples_per_map": "noise samples per map for the diversity LPIPS",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    """Give every flag a help line and show defaults, in every sub-command."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_help(sub)
+        elif action.option_strings and action.help is None:
+            action.help = _HELP.get(action.dest, action.dest.replace("_", " "))
 
 
 # --- flag translation ----------------------------------------------------------------------------
 
 
-def device_from_gpu_ids(gpu_ids: str) -> str:
-    """'-1' -> cpu; '0' -> cuda:0 (CPU with a note when torch sees no GPU); '0,1' -> cuda (DDP)."""
-    import torch
-
-    ids = [s for s in gpu_ids.replace(" ", "").split(",") if s]
-    if not ids or ids == ["-1"]:
-        return "cpu"
-    if not all(s.isdigit() for s in ids):
-        raise UsageError(f"--gpu_ids {gpu_ids!r}: expected -1 or comma-separated GPU numbers")
-    if not torch.cuda.is_available():
-        print(
-            f"note: --gpu_ids {gpu_ids} but this torch sees no CUDA GPU: running on the CPU", file=sys.stderr
+def training_size(crop_size: int, aspect_ratio: float, g_blocks: int) -> tuple[int, int]:
+    """OASIS's meaning: --crop_size is the width; the height is width / aspect ratio, rounded at the
+    generator's first resolution so that any ratio gives a size the generator can paint. -> (H, W)"""
+    if aspect_ratio <= 0:
+        raise UsageError(f"--aspect_ratio {aspect_ratio:g}: must be a positive width / height ratio")
+    up = 2 ** (g_blocks - 1)
+    if crop_size <= 0 or crop_size % up:
+        raise UsageError(
+            f"--crop_size {crop_size}: must be a positive multiple of {up} ({g_blocks} generator blocks)"
         )
-        return "cpu"
-    if "LOCAL_RANK" in os.environ:
-        return "cuda"  # torchrun assigns one GPU per process
-    return f"cuda:{ids[0]}" if len(ids) == 1 else "cuda"
+    first_w = crop_size // up
+    first_h = max(1, round(first_w / aspect_ratio))
+    return first_h * up, crop_size
 
 
 def model_configs(
@@ -284,45 +454,31 @@ def model_configs(
 ) -> tuple[GeneratorConfig, DiscriminatorConfig, tuple[int, int]]:
     """Preset + OASIS overrides -> (G config, D config, (H, W))."""
     p = PRESETS[args.preset]
-    blocks = args.num_res_blocks or p["blocks"]
     z_dim = 0 if args.no_3dnoise else (args.z_dim if args.z_dim is not None else p["z_dim"])
     id_dim = p["id_dim"] if args.id_dim is None else args.id_dim
-    if id_dim < 0 or z_dim < 0:
-        raise UsageError(f"--id_dim and --z_dim must be 0 or more, got {id_dim} and {z_dim}")
     if id_dim == 0 and z_dim == 0:
         raise UsageError("--id_dim 0 with no noise leaves the generator no code input: keep one of them")
-    crop = args.crop_size or p["size"]
-    size = (crop, round(crop * args.aspect_ratio))
-    g = GeneratorConfig(
-        num_classes=num_classes,
-        num_characters=num_characters,
-        base_channels=args.channels_G or p["base_g"],
-        num_blocks=blocks,
+    g, d = preset_configs(
+        args.preset,
+        num_classes,
+        num_characters,
+        base_g=args.channels_G,
+        base_d=args.channels_D,
+        blocks=args.num_res_blocks,
         z_dim=z_dim,
         id_dim=id_dim,
-        spade_hidden=p["spade_hidden"],
         spade_kernel=args.spade_ks,
         norm="instance" if args.param_free_norm == "instance" else "batch",
         spectral_norm=not args.no_spectral_norm,
         modulation=args.modulation or p.get("modulation", "spade"),
-    )
-    d = DiscriminatorConfig(
-        num_classes=num_classes,
-        num_characters=num_characters,
-        base_channels=args.channels_D or p["base_d"],
-        num_blocks=blocks,
         identity_head=not args.no_identity_head,
-        spectral_norm=not args.no_spectral_norm,
     )
+    size = training_size(args.crop_size or p["size"], args.aspect_ratio, g.num_blocks)
     try:
         check_image_size(size, g.num_blocks)
     except ValueError as e:
         raise UsageError(str(e)) from e
     return g, d, size
-
-
-def default_workers() -> int:
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
 
 
 def train_config(args, info) -> TrainConfig:
@@ -363,7 +519,7 @@ def train_config(args, info) -> TrainConfig:
         use_ema=not args.no_EMA,
         seed=args.seed,
         flip=not args.no_flip,
-        num_workers=default_workers() if args.num_workers is None else args.num_workers,
+        num_workers=cpu_workers(spare=1) if args.num_workers is None else args.num_workers,
         cache_images=args.cache_images,
         canny=CannyConfig(low=args.canny_low, high=args.canny_high),
         freq_print=args.freq_print,
@@ -404,40 +560,130 @@ def cmd_train(args) -> int:
 
     _check_mode(args)
     ids = [s for s in args.gpu_ids.split(",") if s.strip()]
-    if len(ids) > 1 and "WORLD_SIZE" not in os.environ and not args.dry_run:
+    if len(ids) > 1 and not under_torchrun() and not args.dry_run:
         return _relaunch_with_torchrun(ids, args.argv)
     # Under torchrun one process decodes every file; the others take the cheap listing checks.
-    deep = int(os.environ.get("RANK", "0")) == 0
+    deep = ranks().is_main
     info = load_dataset(
         Path(args.dataroot), Path(args.class_dir) if args.class_dir else None, args.class_num, deep=deep
     )
-    cfg = train_config(args, info)
-    if int(os.environ.get("RANK", "0")) == 0:
+    cfg, changes = _resolve_resume(train_config(args, info), args.argv)
+    main_rank = ranks().is_main
+    if main_rank:
         print(json.dumps(to_dict(cfg), indent=2))
+        for line in changes:
+            print(f"resume: changed {line}")
+        H, W = cfg.image_size
+        print(f"training at {W}x{H} (width x height)")
+        _warn_if_squashed(args, info, cfg)
     if args.dry_run:
         return 0
-    _check_resume(cfg)
     from animesis.training.loop import train
 
-    train(cfg, info, progress=not args.no_progress)
+    train(cfg, info, progress=not args.no_progress, changes=changes, argv=args.argv)
     return 0
 
 
-def _check_resume(cfg: TrainConfig) -> None:
-    """--continue_train must resume a run of the same model; a new run must not overwrite an old one."""
-    from animesis.models.pretrained import read_card
-    from animesis.training.checkpoint import list_checkpoints, resolve_checkpoint
+# Which config keys each training flag sets (a prefix covers a whole section): a resume compares the
+# saved config with the new one only where a flag was given explicitly.
+_FLAG_KEYS: dict[str, tuple[str, ...]] = {
+    "preset": ("generator.", "discriminator."),  # its size is only a default for --crop_size
+    "crop_size": ("image_size",),
+    "aspect_ratio": ("image_size",),
+    "channels_G": ("generator.base_channels",),
+    "channels_D": ("discriminator.base_channels",),
+    "num_res_blocks": ("generator.num_blocks", "discriminator.num_blocks"),
+    "z_dim": ("generator.z_dim",),
+    "no_3dnoise": ("generator.z_dim",),
+    "id_dim": ("generator.id_dim",),
+    "spade_ks": ("generator.spade_kernel",),
+    "param_free_norm": ("generator.norm",),
+    "modulation": ("generator.modulation",),
+    "no_spectral_norm": ("generator.spectral_norm", "discriminator.spectral_norm"),
+    "no_identity_head": ("discriminator.identity_head", "loss.lambda_identity"),
+    "EMA_decay": ("ema_decay",),
+    "no_EMA": ("use_ema",),
+    "no_labelmix": ("loss.lambda_labelmix",),
+    "add_vgg_loss": ("loss.lambda_vgg",),
+    "no_balancing_inloss": ("loss.class_balancing",),
+    "no_flip": ("flip",),
+    "canny_low": ("canny.low",),
+    "canny_high": ("canny.high",),
+    "no_channels_last": ("channels_last",),
+    "gpu_ids": ("device",),
+    "class_dir": ("class_file",),
+    **{f: (f"loss.{f}",) for f in ("lambda_labelmix", "lambda_edge", "lambda_identity", "lambda_vgg",
+                                   "vgg_layers", "lambda_fm", "paired_region", "ms_region", "lambda_ms")},
+}  # fmt: skip
 
-    if cfg.continue_train:
-        card = read_card(resolve_checkpoint(cfg.run_dir, cfg.which_iter))
+
+def explicit_flags(argv: list[str]) -> set[str]:
+    """The dests of the train flags given on the command line (not left at their defaults)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train_parser = sub.choices["train"]
+    for action in train_parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return set(vars(train_parser.parse_args(argv[1:] if argv and argv[0] == "train" else argv)))
+
+
+def asked_keys(argv: list[str], cfg: TrainConfig) -> set[str]:
+    from animesis.training.resume import _flat
+
+    keys = set(_flat(cfg))
+    asked: set[str] = set()
+    for dest in explicit_flags(argv):
+        prefixes = _FLAG_KEYS.get(dest, (dest,))
+        asked |= {k for k in keys if any(k == p or (p.endswith(".") and k.startswith(p)) for p in prefixes)}
+    return asked
+
+
+def _resolve_resume(cfg: TrainConfig, argv: list[str]) -> tuple[TrainConfig, list[str]]:
+    """--continue_train continues the saved run (changing only what is safe); a new run must not
+    overwrite an old one. Returns the config to train with and the changes applied."""
+    from animesis.models.pretrained import read_card
+    from animesis.runs import list_checkpoints
+    from animesis.training.resume import check_resume_point, load_run_config, merge
+
+    if not cfg.continue_train:
+        if list_checkpoints(cfg.run_dir):
+            raise UsageError(
+                f"{cfg.run_dir} already holds checkpoints: pass --continue_train to resume, or choose another --name"
+            )
+        return cfg, []
+    folder = check_resume_point(cfg)
+    saved = load_run_config(cfg.run_dir)
+    if saved is None:  # a run from before run.json was read back: its model card must match at least
+        card = read_card(folder)
         if card.generator != cfg.generator or card.discriminator != cfg.discriminator:
             raise UsageError(
                 f"{cfg.run_dir}: the checkpoint's model differs from these flags:\n"
                 f"  checkpoint: {to_dict(card.generator)}\n  flags:      {to_dict(cfg.generator)}"
             )
-    elif list_checkpoints(cfg.run_dir):
-        raise UsageError(
-            f"{cfg.run_dir} already holds checkpoints: pass --continue_train to resume, or choose another --name"
+        return cfg, []
+    merged, changes = merge(saved, cfg, asked_keys(argv, cfg))
+    return merged, changes
+
+
+def _warn_if_squashed(args, info, cfg: TrainConfig) -> None:
+    """Pictures of one non-square shape trained at another shape are squashed: say so, and how not to."""
+    from animesis.data.check import open_image
+
+    if cfg.continue_train or "aspect_ratio" in explicit_flags(args.argv):
+        return
+    shapes = set()
+    for sample in info.splits["train"][:32]:
+        with open_image(sample.image) as img:
+            shapes.add(img.size)
+    if len(shapes) != 1:
+        return
+    (w, h), (H, W) = shapes.pop(), cfg.image_size
+    if abs(w / h - W / H) > 0.01:
+        print(
+            f"note: the training pictures are {w}x{h} but train at {W}x{H}: they will be squashed; "
+            f"pass --aspect_ratio {w / h:.4g} to keep their shape",
+            file=sys.stderr,
         )
 
 
@@ -459,16 +705,75 @@ def _relaunch_with_torchrun(ids: list[str], argv: list[str]) -> int:
 
 
 def cmd_test(args) -> int:
-    from animesis.commands.test import run_test
+    from animesis.commands.test import TestArgs, run_test
 
     _check_mode(args)
-    return run_test(args)
+    model_flags = {
+        "--channels_G": args.channels_G,
+        "--channels_D": args.channels_D,
+        "--num_res_blocks": args.num_res_blocks,
+        "--z_dim": 0 if args.no_3dnoise else args.z_dim,
+        "--crop_size": args.crop_size,
+    }
+    return run_test(
+        TestArgs(
+            name=args.name,
+            dataroot=Path(args.dataroot),
+            checkpoints_dir=Path(args.checkpoints_dir),
+            ckpt_iter=str(args.ckpt_iter),
+            class_dir=Path(args.class_dir) if args.class_dir else None,
+            class_num=args.class_num,
+            split=args.split,
+            character=args.character,
+            results_dir=Path(args.results_dir),
+            batch_size=args.batch_size,
+            num_workers=args.num_workers or 0,
+            seed=args.seed,
+            device=device_from_gpu_ids(args.gpu_ids),
+            use_ema=not args.no_EMA,
+            precision=args.precision,
+            compile=args.compile,
+            model_flags=model_flags,
+        )
+    )
 
 
 def cmd_generate(args) -> int:
-    from animesis.commands.generate import run_generate
+    from animesis.commands.generate import GenerateArgs, run_generate
 
-    return run_generate(args)
+    return run_generate(
+        GenerateArgs(
+            label=Path(args.label),
+            character=args.character,
+            out=Path(args.out),
+            checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+            iter=str(args.iter),
+            seed=args.seed,
+            n=args.n,
+            batch_size=args.batch_size,
+            device=args.device,
+            precision=args.precision,
+            compile=args.compile,
+        )
+    )
+
+
+def cmd_paint(args) -> int:
+    from animesis.commands.paint import PaintArgs, run_paint
+
+    return run_paint(PaintArgs(args.checkpoint, str(args.iter), args.host, args.port, args.device))
+
+
+def cmd_examples(args) -> int:
+    from animesis.commands.examples import ExamplesArgs, run_examples
+
+    return run_examples(ExamplesArgs(Path(args.out), args.force))
+
+
+def cmd_export(args) -> int:
+    from animesis.commands.export import ExportArgs, run_export
+
+    return run_export(ExportArgs(onnx=args.onnx, checkpoint=args.checkpoint, iter=str(args.iter)))
 
 
 def cmd_dataset(args) -> int:
@@ -481,7 +786,7 @@ def cmd_dataset(args) -> int:
             args.class_num,
             args.workers,
         )
-    from animesis.data.synthetic import synthesize
+    from animesis.synth.dataset import synthesize
 
     summary = synthesize(
         Path(args.out),
@@ -553,6 +858,9 @@ COMMANDS = {
     "train": cmd_train,
     "test": cmd_test,
     "generate": cmd_generate,
+    "paint": cmd_paint,
+    "examples": cmd_examples,
+    "export": cmd_export,
     "dataset": cmd_dataset,
     "eval": cmd_eval,
     "judges": cmd_judges,
@@ -560,26 +868,11 @@ COMMANDS = {
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that describe bad input: printed as one message, not a traceback."""
-    from animesis.data.layout import DatasetError
+    """Errors that describe bad input: printed as one message, not a traceback. Every one of them is a
+    UserError; the palette's ValueError subclass is the exception, shared with code that needs no CLI."""
     from animesis.data.palette import PaletteError
-    from animesis.models.pretrained import ModelLoadError
-    from animesis.training.loop import TrainingError
 
-    errors: list[type[BaseException]] = [UserError, DatasetError, PaletteError, ModelLoadError, TrainingError]
-    try:
-        from animesis.metrics.assets import MetricUnavailable
-
-        errors.append(MetricUnavailable)
-    except ImportError:
-        pass
-    try:
-        from animesis.data.synthetic import SynthError
-
-        errors.append(SynthError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (UserError, PaletteError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -136,6 +136,41 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def preset_configs(
+    preset: str, num_classes: int, num_characters: int, **overrides: Any
+) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """A preset's generator and discriminator configs; `overrides` (GeneratorConfig fields, plus
+    `base_d`, `identity_head`) replace the preset's values. The one place presets become configs."""
+    p = dict(PRESETS[preset])
+    for key in ("base_g", "base_d", "blocks", "z_dim", "id_dim"):
+        if overrides.get(key) is not None:
+            p[key] = overrides.pop(key)
+    identity_head = overrides.pop("identity_head", True)
+    spectral_norm = overrides.get("spectral_norm", True)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    g = GeneratorConfig(
+        num_classes=num_classes,
+        num_characters=num_characters,
+        **{
+            "base_channels": p["base_g"],
+            "num_blocks": p["blocks"],
+            "z_dim": p["z_dim"],
+            "id_dim": p["id_dim"],
+            "spade_hidden": p["spade_hidden"],
+            **overrides,
+        },
+    )
+    d = DiscriminatorConfig(
+        num_classes=num_classes,
+        num_characters=num_characters,
+        base_channels=p["base_d"],
+        num_blocks=p["blocks"],
+        identity_head=identity_head,
+        spectral_norm=spectral_norm,
+    )
+    return g, d
+
+
 def check_image_size(size: tuple[int, int], g_blocks: int) -> None:
     """Raise ValueError unless the generator can paint this size (the discriminator takes any)."""
     need = 2 ** (g_blocks - 1)

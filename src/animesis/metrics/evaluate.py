@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 
+from animesis import files
+from animesis.data import check
+from animesis.data.check import IMAGE_SUFFIXES, DatasetError, open_image
+from animesis.device import ranks, resolve_device
 from animesis.metrics.assets import MetricUnavailable
-from animesis.metrics.features import rank_and_world, stream_features
+from animesis.metrics.features import stream_features
 from animesis.metrics.fid_kid import KID_SUBSET_SIZE, KID_SUBSETS, fid_from_features, kid_from_features
 from animesis.metrics.inception import NETWORK, PREPROCESSING, load_inception
-from animesis.metrics.lpips import load_lpips, lpips_distance
+from animesis.metrics.lpips import load_lpips, mean_and_std, pair_diversity
+from animesis.tensors import to_signed
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LPIPS_PREPROCESSING = (
     "RGB uint8 -> [-1, 1]; a fake whose size differs from its real is resized to the real's size "
     "(bilinear, antialias) before LPIPS"
@@ -26,38 +25,26 @@ LPIPS_PREPROCESSING = (
 
 
 def list_images(folder: Path, role: str) -> list[Path]:
-    """Sorted PNG/JPG files of a folder whose headers PIL can read; errors name the folder and the file."""
+    """Sorted image files of a folder whose headers can be read; errors name the folder and the file."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{role} folder {folder} does not exist or is not a folder")
     paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise ValueError(f"{role} folder {folder} holds no {'/'.join(IMAGE_SUFFIXES)} images")
+        raise ValueError(f"{role} folder {folder} holds no {'/'.join(sorted(IMAGE_SUFFIXES))} images")
     for path in paths:
         # Header only (cheap), so a bad file fails here rather than after minutes of features.
         try:
-            with Image.open(path):  # opening parses the header and identifies the format
+            with open_image(path):
                 pass
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"unreadable image {path.name} in {role} folder {folder}: {e}") from None
+        except DatasetError as e:
+            raise ValueError(f"unreadable image {path.name} in {role} folder {folder}: {e.reason}") from None
     return paths
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """(3, H, W) uint8 RGB; alpha is dropped, greyscale and palette images are expanded."""
-    try:
-        with Image.open(path) as im:
-            array = np.array(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"unreadable image {path} ({e})") from None
-    return torch.from_numpy(array).permute(2, 0, 1)  # (3, H, W)
-
-
-def default_device() -> torch.device:
-    """The GPU of this rank if there is one, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+    """(3, H, W) uint8 RGB read by the dataset's reader; a bad file raises DatasetError naming it."""
+    return torch.from_numpy(check.read_image(path).copy()).permute(2, 0, 1)  # copy: PIL's array is read-only
 
 
 def inception_features(
@@ -101,7 +88,7 @@ def _load_pair(real: Path, fake: Path) -> torch.Tensor:
     r, f = read_image(real).float(), read_image(fake).float()
     if f.shape != r.shape:
         f = F.interpolate(f[None], size=r.shape[1:], mode="bilinear", align_corners=False, antialias=True)[0]
-    return torch.cat([r, f]) / 127.5 - 1.0
+    return to_signed(torch.cat([r, f]))
 
 
 def paired_lpips(
@@ -129,19 +116,14 @@ def paired_lpips(
 
 def diversity_lpips(samples: torch.Tensor, net: str = "alex") -> dict:
     """Mean LPIPS over all pairs of the S samples of each of M maps; (M, S, 3, H, W) in [-1, 1]; higher = more diverse."""
-    if samples.dim() != 5 or samples.shape[1] < 2:
-        raise ValueError(f"expected (M, S, 3, H, W) with S >= 2 samples per map, got {tuple(samples.shape)}")
-    m, s = samples.shape[:2]
-    i, j = torch.triu_indices(s, s, offset=1)  # every unordered pair of samples once
-    a = samples[:, i].flatten(0, 1)  # (M * P, 3, H, W)
-    b = samples[:, j].flatten(0, 1)
-    per_map = lpips_distance(a, b, net=net).view(m, -1).mean(dim=1)  # (M,)
+    per_map = pair_diversity(samples, net)  # (M,)
+    mean, std = mean_and_std(per_map)  # std: the spread across maps
     return {
-        "lpips_diversity": per_map.mean().item(),
-        "lpips_diversity_std": per_map.std(unbiased=False).item(),  # spread across maps
+        "lpips_diversity": mean,
+        "lpips_diversity_std": std,
         "lpips_net": net,
-        "n_maps": m,
-        "samples_per_map": s,
+        "n_maps": samples.shape[0],
+        "samples_per_map": samples.shape[1],
     }
 
 
@@ -157,7 +139,7 @@ def evaluate_folders(
     kid_seed: int = 0,
 ) -> dict:
     """FID, KID x100 (+- std over subsets) and, with paired=True, paired LPIPS of two image folders."""
-    device = default_device() if device is None else torch.device(device)
+    device = resolve_device("auto" if device is None else str(device))
     real_paths, fake_paths = list_images(real, "real"), list_images(fake, "fake")
     pairs = pair_by_stem(real_paths, fake_paths) if paired else None  # fail early, before any features
     for paths, role in ((real_paths, "real"), (fake_paths, "fake")):
@@ -196,7 +178,8 @@ def evaluate_folders(
         except MetricUnavailable as e:
             result["unavailable"]["lpips_paired"] = str(e)
         else:
-            result.update(lpips_paired=dist.mean().item(), lpips_paired_std=dist.std(unbiased=False).item())
+            mean, std = mean_and_std(dist)
+            result.update(lpips_paired=mean, lpips_paired_std=std)
     return result
 
 
@@ -245,17 +228,10 @@ def run_eval(
 ) -> dict:
     """What `animesis eval` does: evaluate, print the table and optionally write the JSON (rank 0 only)."""
     result = evaluate_folders(real, fake, paired=paired, **kwargs)
-    if rank_and_world()[0] == 0:
+    if ranks().is_main:
         print(format_table(result))
         if json_path is not None:
-            _write_json_atomic(Path(json_path), result)
+            json_path = Path(json_path)
+            files.ensure_writable_dir(json_path.parent, "JSON report")
+            files.write_json(json_path, result)
     return result
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temporary file beside `path`, then rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(f.name, path)

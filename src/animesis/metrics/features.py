@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from animesis.device import ranks
+
 Loader = Callable[[int], torch.Tensor]  # index -> (C, H, W) uint8 image
 Network = Callable[[torch.Tensor], torch.Tensor]  # (B, C, H, W) uint8 -> (B, D)
 
@@ -28,13 +30,6 @@ def full_precision(device: torch.device) -> Iterator[None]:
             yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of the initialised process group, or (0, 1) outside torchrun."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _run_batch(net: Network, images: list[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -72,7 +67,8 @@ def stream_features(
     if count <= 0:
         raise ValueError("no images to stream")
     device = torch.device(device)
-    rank, world = rank_and_world()
+    r = ranks()
+    rank, world = r.rank, r.world_size
     show = progress and rank == 0  # rank 0 speaks for all ranks
     n_batches = -(-count // batch_size)
     if n_batches < world:  # too few batches to give every rank one: each rank does the (small) job alone

@@ -9,11 +9,10 @@ config.json beside model.safetensors.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
-import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,11 @@ from tqdm import tqdm
 
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import DatasetInfo, Sample
+from animesis.device import cpu_workers, resolve_device
+from animesis.errors import ModelLoadError
 from animesis.metrics.assets import MetricUnavailable
-from animesis.models.pretrained import ModelLoadError, load_weights, save_weights
-from animesis.training.distributed import resolve_device
+from animesis.models.pretrained import NewerFormatError, load_weights, read_model_config, write_model_folder
+from animesis.tensors import to_signed
 
 JUDGES_FOLDER = "judges"
 CONFIG_NAME = "config.json"
@@ -69,7 +70,7 @@ def to_judge_input(images: torch.Tensor | np.ndarray) -> torch.Tensor:
         images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
         raise TypeError(f"expected uint8 RGB images (B, 3, H, W), got {tuple(images.shape)} {images.dtype}")
-    return images.float() / 127.5 - 1.0
+    return to_signed(images)
 
 
 def resize_images(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -283,39 +284,27 @@ def judges_folder(dataroot: Path) -> Path:
 
 def save_judge(folder: Path, judge: CharacterJudge | SegmentJudge, meta: dict[str, Any]) -> None:
     """Write config.json + model.safetensors into a temporary folder, then swap it in whole."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     kind = "character" if isinstance(judge, CharacterJudge) else "segment"
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "config": asdict(judge.cfg)}
     data.update(meta)
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_weights(judge, tmp / WEIGHTS_NAME)
-    (tmp / CONFIG_NAME).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    write_model_folder(Path(folder), data, {WEIGHTS_NAME: judge}, CONFIG_NAME)
 
 
 def _read_config(folder: Path, kind: str, dataroot: Path) -> dict[str, Any]:
-    path = folder / CONFIG_NAME
     hint = f"run `animesis judges --dataroot {dataroot}`"
-    if not path.exists() or not (folder / WEIGHTS_NAME).exists():
-        missing = path if not path.exists() else folder / WEIGHTS_NAME
-        raise JudgesUnavailable(f"the {kind} judge is missing ({missing} not found); {hint}")
+    for needed in (folder / CONFIG_NAME, folder / WEIGHTS_NAME):
+        if not needed.exists():
+            raise JudgesUnavailable(f"the {kind} judge is missing ({needed} not found); {hint}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise JudgesUnavailable(f"{path}: unreadable ({e}); {hint} --force") from e
-    if data.get("format") != FORMAT or data.get("kind") != kind:
-        raise JudgesUnavailable(f"{path}: not an animesis {kind} judge; {hint} --force")
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise JudgesUnavailable(
-            f"{path}: written by a newer animesis (format_version {data['format_version']})"
+        data = read_model_config(
+            folder, FORMAT, FORMAT_VERSION, what=f"{kind} judge", config_name=CONFIG_NAME
         )
+    except NewerFormatError as e:  # retraining with this version would not make it readable
+        raise JudgesUnavailable(str(e)) from e
+    except ModelLoadError as e:
+        raise JudgesUnavailable(f"{e}; {hint} --force") from e
+    if data.get("kind") != kind:
+        raise JudgesUnavailable(f"{folder / CONFIG_NAME}: not an animesis {kind} judge; {hint} --force")
     return data
 
 
@@ -463,18 +452,17 @@ def _fit(
     images: torch.Tensor,
     targets: torch.Tensor,
     loss_fn: nn.Module,
+    training: JudgeTraining,
     *,
     epochs: int,
-    batch_size: int,
-    lr: float,
     g: torch.Generator,
     device: torch.device,
     progress: bool,
     desc: str,
 ) -> int:
     """Train in place on in-memory uint8 images (augmented per batch); returns the steps run."""
-    n = len(images)
-    batch_size = min(batch_size, n)
+    n, lr = len(images), training.lr
+    batch_size = min(training.batch_size, n)
     per_epoch = n // batch_size  # whole batches only: BatchNorm dislikes a last batch of one
     steps = epochs * per_epoch
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
@@ -527,9 +515,8 @@ def train_character_judge(
         data.character_images,
         data.characters,
         loss,
+        training,
         epochs=epochs,
-        batch_size=training.batch_size,
-        lr=training.lr,
         g=g,
         device=device,
         progress=progress,
@@ -556,9 +543,8 @@ def train_segment_judge(
         data.segment_images,
         data.labels,
         loss,
+        training,
         epochs=epochs,
-        batch_size=training.batch_size,
-        lr=training.lr,
         g=g,
         device=device,
         progress=progress,
@@ -588,89 +574,159 @@ def train_judges(
     """
     character = character or CharacterJudgeConfig(info.num_characters)
     segment = segment or SegmentJudgeConfig(info.num_classes)
-    if character.num_characters != info.num_characters or segment.num_classes != info.num_classes:
-        raise ValueError(
-            f"judge configs for {character.num_characters} characters and {segment.num_classes} classes, "
-            f"but {info.root} has {info.num_characters} and {info.num_classes}"
-        )
+    _check_judge_configs(info, character, segment)
     dev = resolve_device(device)
-    train = info.splits["train"]
-    if not train:
+    if not info.splits["train"]:
         raise ValueError(f"{info.root}: the train split is empty: nothing to train the judges on")
-    held_name = "test" if info.splits.get("test") else "val"
-    held = info.splits.get(held_name, ())
     started = time.perf_counter()
-    kw = dict(
-        character_size=character.resolution,
-        segment_size=segment.resolution,
-        workers=min(4, os.cpu_count() or 1) if workers is None else workers,
-        progress=progress,
-    )
-    train_data = decode_split(train, info, desc="decoding train", **kw)
-    held_data = decode_split(held, info, desc=f"decoding {held_name}", **kw) if held else None
-    fingerprint = dataset_fingerprint(info)
-    common = dict(
+    run = _prepare_fit(
+        info,
+        Path(out_dir),
+        character,
+        segment,
+        device=dev,
+        epochs=epochs,
         seed=seed,
-        device=str(dev),
-        augmentation="horizontal flip, crop keeping 80-100% of each side; no colour changes",
-        held_out_split=held_name if held else None,
+        progress=progress,
+        workers=cpu_workers(4) if workers is None else workers,
     )
-
-    t0 = time.perf_counter()
-    n_epochs = epochs or character_training.epochs(len(train))
-    with torch.random.fork_rng(devices=[]):  # weights from the seed, without touching the caller's RNG
-        torch.manual_seed(seed)
-        g = torch.Generator().manual_seed(seed)
-        char_judge, steps = train_character_judge(
-            train_data, character, character_training, epochs=n_epochs, g=g, device=dev, progress=progress
-        )
-    char_summary = {
-        **common,
-        **asdict(character_training),
-        "epochs": n_epochs,
-        "steps": steps,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "train_accuracy": identity_accuracy(char_judge, train_data.character_images, train_data.characters),
-        "held_out_accuracy": (
-            identity_accuracy(char_judge, held_data.character_images, held_data.characters)
-            if held_data
-            else None
-        ),
-        "chance": 1 / info.num_characters,
-    }
-    meta = {"character_names": list(info.character_names), "training": char_summary, "dataset": fingerprint}
-    save_judge(out_dir / "character", char_judge, meta)
-
-    t0 = time.perf_counter()
-    n_epochs = epochs or segment_training.epochs(len(train))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)
-        g = torch.Generator().manual_seed(seed + 1)
-        seg_judge, steps = train_segment_judge(
-            train_data, segment, segment_training, epochs=n_epochs, g=g, device=dev, progress=progress
-        )
-    n = info.num_classes
-    seg_summary = {
-        **common,
-        **asdict(segment_training),
-        "epochs": n_epochs,
-        "steps": steps,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "train_miou": miou(seg_judge, train_data.segment_images, train_data.labels, n)[0],
-        "held_out_miou": (
-            miou(seg_judge, held_data.segment_images, held_data.labels, n)[0] if held_data else None
-        ),
-        "miou_measured_at": f"{segment.resolution}x{segment.resolution} (labels resized nearest)",
-        "loss": "cross-entropy weighted by inverse square-root class frequency",
-    }
-    meta = {"class_names": list(info.palette.names), "training": seg_summary, "dataset": fingerprint}
-    save_judge(out_dir / "segment", seg_judge, meta)
+    char_summary = _fit_character_judge(run, character, character_training)
+    seg_summary = _fit_segment_judge(run, segment, segment_training)
     return {
         "folder": str(out_dir),
         "character": char_summary,
         "segment": seg_summary,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _check_judge_configs(
+    info: DatasetInfo, character: CharacterJudgeConfig, segment: SegmentJudgeConfig
+) -> None:
+    if character.num_characters != info.num_characters or segment.num_classes != info.num_classes:
+        raise ValueError(
+            f"judge configs for {character.num_characters} characters and {segment.num_classes} classes, "
+            f"but {info.root} has {info.num_characters} and {info.num_classes}"
+        )
+
+
+@dataclass(frozen=True)
+class _JudgeFit:
+    """What fitting either judge needs: the decoded splits, where to save, and the shared settings."""
+
+    info: DatasetInfo
+    out_dir: Path
+    device: torch.device
+    train: DecodedSplit
+    held: DecodedSplit | None
+    common: dict[str, Any]  # summary entries both judges record
+    fingerprint: dict[str, Any]
+    epochs: int | None
+    seed: int
+    progress: bool
+
+    def epochs_for(self, training: JudgeTraining) -> int:
+        return self.epochs or training.epochs(len(self.info.splits["train"]))
+
+
+def _prepare_fit(
+    info: DatasetInfo,
+    out_dir: Path,
+    character: CharacterJudgeConfig,
+    segment: SegmentJudgeConfig,
+    *,
+    device: torch.device,
+    epochs: int | None,
+    seed: int,
+    progress: bool,
+    workers: int,
+) -> _JudgeFit:
+    """Decode the train and held-out splits once, at both judges' sizes."""
+    held_name = "test" if info.splits.get("test") else "val"
+    held = info.splits.get(held_name, ())
+    kw = dict(
+        character_size=character.resolution,
+        segment_size=segment.resolution,
+        workers=workers,
+        progress=progress,
+    )
+    train_data = decode_split(info.splits["train"], info, desc="decoding train", **kw)
+    held_data = decode_split(held, info, desc=f"decoding {held_name}", **kw) if held else None
+    common = dict(
+        seed=seed,
+        device=str(device),
+        augmentation="horizontal flip, crop keeping 80-100% of each side; no colour changes",
+        held_out_split=held_name if held else None,
+    )
+    fingerprint = dataset_fingerprint(info)
+    return _JudgeFit(
+        info, out_dir, device, train_data, held_data, common, fingerprint, epochs, seed, progress
+    )
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[torch.Generator]:
+    """Weights and draws from the seed, without touching the caller's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield torch.Generator().manual_seed(seed)
+
+
+def _fit_character_judge(
+    run: _JudgeFit, cfg: CharacterJudgeConfig, training: JudgeTraining
+) -> dict[str, Any]:
+    """Train, measure and save the character judge; its training summary."""
+    t0 = time.perf_counter()
+    n_epochs = run.epochs_for(training)
+    with _seeded(run.seed) as g:
+        judge, steps = train_character_judge(
+            run.train, cfg, training, epochs=n_epochs, g=g, device=run.device, progress=run.progress
+        )
+    held = run.held
+    summary = {
+        **run.common,
+        **asdict(training),
+        "epochs": n_epochs,
+        "steps": steps,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "train_accuracy": identity_accuracy(judge, run.train.character_images, run.train.characters),
+        "held_out_accuracy": identity_accuracy(judge, held.character_images, held.characters)
+        if held
+        else None,
+        "chance": 1 / run.info.num_characters,
+    }
+    meta = {
+        "character_names": list(run.info.character_names),
+        "training": summary,
+        "dataset": run.fingerprint,
+    }
+    save_judge(run.out_dir / "character", judge, meta)
+    return summary
+
+
+def _fit_segment_judge(run: _JudgeFit, cfg: SegmentJudgeConfig, training: JudgeTraining) -> dict[str, Any]:
+    """Train, measure and save the segment judge; its training summary."""
+    t0 = time.perf_counter()
+    n_epochs = run.epochs_for(training)
+    with _seeded(run.seed + 1) as g:
+        judge, steps = train_segment_judge(
+            run.train, cfg, training, epochs=n_epochs, g=g, device=run.device, progress=run.progress
+        )
+    held, n = run.held, run.info.num_classes
+    summary = {
+        **run.common,
+        **asdict(training),
+        "epochs": n_epochs,
+        "steps": steps,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "train_miou": miou(judge, run.train.segment_images, run.train.labels, n)[0],
+        "held_out_miou": miou(judge, held.segment_images, held.labels, n)[0] if held else None,
+        "miou_measured_at": f"{cfg.resolution}x{cfg.resolution} (labels resized nearest)",
+        "loss": "cross-entropy weighted by inverse square-root class frequency",
+    }
+    meta = {"class_names": list(run.info.palette.names), "training": summary, "dataset": run.fingerprint}
+    save_judge(run.out_dir / "segment", judge, meta)
+    return summary
 
 
 def _shrink(images: torch.Tensor, size: int) -> torch.Tensor:

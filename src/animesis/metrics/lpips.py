@@ -152,3 +152,30 @@ def lpips_distance(x: torch.Tensor, y: torch.Tensor, net: str = "alex", batch_si
         for i in range(0, len(x), batch_size)
     ]
     return torch.cat(chunks) if chunks else x.new_zeros(0)
+
+
+@torch.no_grad()
+def pair_diversity(
+    samples: torch.Tensor, model: nn.Module | str, batch_size: int | None = 64
+) -> torch.Tensor:
+    """(M, S, 3, H, W) in [-1, 1] -> (M,): each map's mean LPIPS over every unordered pair of its S samples.
+
+    `model` is an LPIPS module or a net name to load (on the samples' device); pairs go through it in
+    batches of `batch_size` (None: all at once). Higher means more diverse.
+    """
+    if samples.dim() != 5 or samples.shape[1] < 2:
+        raise ValueError(f"expected (M, S, 3, H, W) with S >= 2 samples per map, got {tuple(samples.shape)}")
+    if isinstance(model, str):
+        model = load_lpips(model, samples.device)
+    m, s = samples.shape[:2]
+    i, j = torch.triu_indices(s, s, offset=1)  # every unordered pair of samples once
+    a = samples[:, i].flatten(0, 1).float()  # (M * P, 3, H, W)
+    b = samples[:, j].flatten(0, 1).float()
+    step = batch_size or max(1, len(a))
+    dist = torch.cat([model(a[k : k + step], b[k : k + step]) for k in range(0, len(a), step)])
+    return dist.view(m, -1).mean(dim=1)
+
+
+def mean_and_std(values: torch.Tensor) -> tuple[float, float]:
+    """(mean, population std) of a 1-D tensor of distances: how LPIPS numbers are reported."""
+    return values.mean().item(), values.std(unbiased=False).item()

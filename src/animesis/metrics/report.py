@@ -8,7 +8,6 @@ Each metric is a number or {"unavailable": reason}; nothing is silently replaced
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -24,9 +23,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from animesis import files
 from animesis.data.check import resize_image
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import DatasetInfo, load_dataset
+from animesis.device import cpu_workers
 from animesis.errors import UserError
 from animesis.inference import Painter, find_model_folder
 from animesis.metrics.assets import MetricUnavailable
@@ -44,8 +45,9 @@ from animesis.metrics.judges import (
     predict_segments,
     train_judges,
 )
-from animesis.metrics.lpips import load_lpips
-from animesis.training.checkpoint import best_or_latest, write_text_atomic
+from animesis.metrics.lpips import load_lpips, mean_and_std, pair_diversity
+from animesis.runs import best_or_latest
+from animesis.tensors import to_signed
 
 FORMAT = "animesis-eval"
 FID_PREPROCESSING = "TF-Inception 2015-12-05, pytorch-fid preprocessing (bilinear 299, [-1,1])"
@@ -65,6 +67,10 @@ class EvalSetupError(UserError):
 
 def unavailable(reason: str) -> dict[str, str]:
     return {"unavailable": reason}
+
+
+def _unavailable_all(keys: tuple[str, ...], reason: str) -> dict[str, dict[str, str]]:
+    return {key: unavailable(reason) for key in keys}
 
 
 def _to_nchw(images: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tensor:
@@ -146,8 +152,7 @@ class ImageScorer:
             self.feats_real.append(self.nets.inception(real).cpu())
             self.feats_fake.append(self.nets.inception(fake).cpu())
         if self.nets.lpips is not None:
-            d = self.nets.lpips(real.float() / 127.5 - 1, fake.float() / 127.5 - 1)
-            self.lpips.append(d.cpu())
+            self.lpips.append(self.nets.lpips(to_signed(real), to_signed(fake)).cpu())
         judges = self.nets.judges
         if judges is not None:
             for images, ids, seg in (
@@ -198,8 +203,7 @@ class ImageScorer:
         if self.nets.lpips is None:
             m["lpips_paired"] = m["lpips_paired_std"] = unavailable(gone["lpips"])
         else:
-            dist = torch.cat(self.lpips)
-            m["lpips_paired"], m["lpips_paired_std"] = dist.mean().item(), dist.std(unbiased=False).item()
+            m["lpips_paired"], m["lpips_paired_std"] = mean_and_std(torch.cat(self.lpips))
         self._judge_results(m, d, class_names)
         self._colour_results(m, d, class_names)
         return m, d
@@ -266,16 +270,17 @@ def diversity(
 ) -> tuple[float, float]:
     """(mean, std over maps) of the LPIPS between every pair of `samples` paintings of each map with new noise."""
     per_map = []
-    i, j = torch.triu_indices(samples, samples, offset=1)  # every unordered pair once
     for m in range(len(labels)):
         z = painter.noise(samples, seed + 1 + m)  # a noise stream per map, apart from the paired run's
         images = painter.paint(
             labels[m : m + 1].expand(samples, -1, -1), characters[m : m + 1].expand(samples), z
         )
-        x = _to_nchw(images, painter.device).float() / 127.5 - 1  # (S, 3, H, W)
-        per_map.append(lpips(x[i], x[j]).mean().item())
-    values = torch.tensor(per_map)
-    return values.mean().item(), values.std(unbiased=False).item()
+        x = to_signed(_to_nchw(images, painter.device))  # (S, 3, H, W)
+        per_map.append(pair_diversity(x[None], lpips, batch_size=None).item())  # a map's pairs in one batch
+    return mean_and_std(torch.tensor(per_map))
+
+
+REAL_DIVERSITY = ("lpips_diversity_real", "lpips_diversity_real_std")
 
 
 def real_references(
@@ -294,54 +299,71 @@ def real_references(
     lpips_diversity_real: for a built-in dataset, the same maps drawn again with other backgrounds and
     light, scored like the generated diversity: the variety real pictures of one map and character have.
     """
-    out: dict[str, Any] = {}
-    details: dict[str, Any] = {}
+    out, details = _fid_real(info, split, size, nets, scorer)
+    if nets.lpips is None:
+        out.update(_unavailable_all(REAL_DIVERSITY, nets.missing["lpips"]))
+        return out, details
+    diversity_real = _real_diversity(info, split, size, nets.lpips, scorer.device, n_maps, samples_per_map)
+    if isinstance(diversity_real, str):
+        out.update(_unavailable_all(REAL_DIVERSITY, diversity_real))
+        return out, details
+    out["lpips_diversity_real"], out["lpips_diversity_real_std"] = diversity_real
+    details["lpips_diversity_real"] = {
+        "maps": len(info.splits[split][:n_maps]),
+        "samples_per_map": samples_per_map,
+    }
+    return out, details
+
+
+def _fid_real(
+    info: DatasetInfo, split: str, size: tuple[int, int], nets: Networks, scorer: ImageScorer
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """FID of the other held-out split's real pictures against the scored split's: (metrics, details)."""
     other = "val" if split != "val" else "test"
     n_fid = min(len(info.splits.get(other, ())), sum(len(f) for f in scorer.feats_real))
     if nets.inception is None:
-        out["fid_real"] = unavailable(nets.missing["inception"])
-    elif n_fid < 2 or not scorer.feats_real:
-        out["fid_real"] = unavailable(f"needs the {other} split to hold at least 2 pictures")
-    else:
-        ds = SegmentationDataset(list(info.splits[other][:n_fid]), info.palette, size)
-        feats = stream_features(
-            lambda i: ds[i]["image"],
-            n_fid,
-            nets.inception,
-            device=scorer.device,
-            progress=False,
-            desc=f"{other} real",
-        )
-        out["fid_real"] = fid_from_features(feats, torch.cat(scorer.feats_real)[:n_fid])
-        details["fid_real"] = {"n": n_fid, "pictures": f"{other} against {split}"}
-    if nets.lpips is None:
-        out["lpips_diversity_real"] = out["lpips_diversity_real_std"] = unavailable(nets.missing["lpips"])
-        return out, details
+        return {"fid_real": unavailable(nets.missing["inception"])}, {}
+    if n_fid < 2 or not scorer.feats_real:
+        return {"fid_real": unavailable(f"needs the {other} split to hold at least 2 pictures")}, {}
+    ds = SegmentationDataset(list(info.splits[other][:n_fid]), info.palette, size)
+    feats = stream_features(
+        lambda i: ds[i]["image"],
+        n_fid,
+        nets.inception,
+        device=scorer.device,
+        progress=False,
+        desc=f"{other} real",
+    )
+    fid = fid_from_features(feats, torch.cat(scorer.feats_real)[:n_fid])
+    return {"fid_real": fid}, {"fid_real": {"n": n_fid, "pictures": f"{other} against {split}"}}
+
+
+def _real_diversity(
+    info: DatasetInfo,
+    split: str,
+    size: tuple[int, int],
+    lpips: nn.Module,
+    device: torch.device,
+    n_maps: int,
+    samples_per_map: int,
+) -> tuple[float, float] | str:
+    """(mean, std over maps) of the LPIPS between real redraws of each map, or why there is none."""
     try:
-        from animesis.data.synthetic import SynthError, draw_variations
+        from animesis.synth.cast import SynthError
+        from animesis.synth.dataset import draw_variations
     except ImportError as e:  # pragma: no cover - the package always has it
-        out["lpips_diversity_real"] = out["lpips_diversity_real_std"] = unavailable(str(e))
-        return out, details
-    samples = info.splits[split][:n_maps]
-    i, j = torch.triu_indices(samples_per_map, samples_per_map, offset=1)
+        return str(e)
     per_map = []
-    for s in samples:
+    for s in info.splits[split][:n_maps]:
         index = int(s.name.rsplit("_", 1)[-1]) if s.name.rsplit("_", 1)[-1].isdigit() else -1
         try:
             _, images = draw_variations(info.root, split, index, samples_per_map)
         except (FileNotFoundError, KeyError, ValueError, SynthError):
-            out["lpips_diversity_real"] = out["lpips_diversity_real_std"] = unavailable(
-                "not a built-in dataset: real pictures of one map with other backgrounds cannot be drawn"
-            )
-            return out, details
+            return "not a built-in dataset: real pictures of one map with other backgrounds cannot be drawn"
         x = torch.from_numpy(np.stack([resize_image(im, size) for im in images])).permute(0, 3, 1, 2)
-        x = x.to(scorer.device).float() / 127.5 - 1
-        per_map.append(nets.lpips(x[i], x[j]).mean().item())
-    values = torch.tensor(per_map)
-    out["lpips_diversity_real"] = values.mean().item()
-    out["lpips_diversity_real_std"] = values.std(unbiased=False).item()
-    details["lpips_diversity_real"] = {"maps": len(samples), "samples_per_map": samples_per_map}
-    return out, details
+        x = to_signed(x.to(device))  # (S, 3, H, W)
+        per_map.append(pair_diversity(x[None], lpips, batch_size=None).item())
+    return mean_and_std(torch.tensor(per_map))
 
 
 def evaluate_checkpoint(
@@ -364,102 +386,161 @@ def evaluate_checkpoint(
     started = time.perf_counter()
     folder = find_model_folder(path, which)
     painter = Painter.load(folder, device=device)
-    card, dev = painter.card, painter.device
     samples = info.splits.get(split, ())
     _check_fit(painter, info, split, samples)
-    H, W = card.image_size
+    H, W = painter.card.image_size
     dataset = SegmentationDataset(list(samples), info.palette, (H, W))
     n = len(dataset)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=cpu_workers(4) if workers is None else workers
+    )
+    nets = Networks.load(info, painter.device, lpips_net)
+    warnings = _fit_judges(nets, painter, info)
+    scorer = ImageScorer(nets, info.num_classes, painter.num_characters, painter.device)
+    run = _Evaluation(painter, info, split, seed, nets, scorer)
     n_every = n if every_character_maps is None else min(n, every_character_maps)
-    workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-    nets = Networks.load(info, dev, lpips_net)
-    warnings = []
-    if nets.judges is not None:
-        judged = (nets.judges.character.cfg.num_characters, nets.judges.segment.cfg.num_classes)
-        if judged != (painter.num_characters, info.num_classes):
-            nets.missing["judges"] = (
-                f"the judges in {nets.judges.folder} know {judged[0]} characters and {judged[1]} classes, "
-                f"the checkpoint {painter.num_characters} and {info.num_classes}; retrain them with "
-                f"`animesis judges --dataroot {info.root} --force`"
-            )
-            nets.judges = None
-        elif stale := nets.judges.stale_warning(info):
-            warnings.append(stale)
-    scorer = ImageScorer(nets, info.num_classes, painter.num_characters, dev)
-    z_all = painter.noise(n, seed)  # one draw per map in file order: independent of the batch size
+    div_labels, div_chars = _paint_and_score(run, loader, n_every, n_diversity_maps, progress)
+    with _timed(run.clock, "fid_kid_and_summaries"):
+        metrics, details = scorer.results(info.palette.names, kid_seed=seed)
+    with _timed(run.clock, "real_references"):
+        refs, details["real_references"] = real_references(
+            info, split, (H, W), nets, scorer, n_diversity_maps, samples_per_map
+        )
+        metrics.update(refs)
+    metrics.update(_model_diversity(run, div_labels, div_chars, samples_per_map))
+    details["diversity"] = {
+        "maps": min(n, n_diversity_maps),
+        "samples_per_map": samples_per_map,
+        "net": lpips_net,
+    }
+    details["lpips"] = {"net": lpips_net, "pairs": n}
+    _judge_details(details, nets.judges, n_every)
+    return _result(run, folder, n, metrics, details, warnings, time.perf_counter() - started)
+
+
+@dataclass
+class _Evaluation:
+    """What the steps of one checkpoint's evaluation share."""
+
+    painter: Painter
+    info: DatasetInfo
+    split: str
+    seed: int
+    nets: Networks
+    scorer: ImageScorer
+    clock: dict[str, float] = field(default_factory=dict)  # seconds by stage: painting, scoring, ...
+
+
+def _judge_details(details: dict[str, Any], judges: Judges | None, n_every: int) -> None:
+    """Which judges scored, and how well they did at training time; the maps painted as every character."""
+    if judges is not None:
+        details["judges"] = {
+            "folder": str(judges.folder),
+            "character_training": judges.character_meta.get("training"),
+            "segment_training": judges.segment_meta.get("training"),
+        }
+    if "identity" in details:
+        details["identity"]["maps_every_character"] = n_every
+
+
+def _fit_judges(nets: Networks, painter: Painter, info: DatasetInfo) -> list[str]:
+    """Drop judges that know other characters or classes than the checkpoint; warnings for stale ones."""
+    if nets.judges is None:
+        return []
+    judged = (nets.judges.character.cfg.num_characters, nets.judges.segment.cfg.num_classes)
+    if judged != (painter.num_characters, info.num_classes):
+        nets.missing["judges"] = (
+            f"the judges in {nets.judges.folder} know {judged[0]} characters and {judged[1]} classes, "
+            f"the checkpoint {painter.num_characters} and {info.num_classes}; retrain them with "
+            f"`animesis judges --dataroot {info.root} --force`"
+        )
+        nets.judges = None
+        return []
+    stale = nets.judges.stale_warning(info)
+    return [stale] if stale else []
+
+
+def _paint_and_score(
+    run: _Evaluation, loader: DataLoader, n_every: int, n_diversity_maps: int, progress: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paint and score every map of the split, the first n_every also as every character.
+
+    Returns the label maps and characters of the first n_diversity_maps maps, for diversity.
+    """
+    painter, n = run.painter, len(loader.dataset)
+    z_all = painter.noise(n, run.seed)  # one draw per map in file order: independent of the batch size
     div_labels, div_chars = [], []
-    clock: dict[str, float] = {}  # where the time goes: painting is the generator, the rest scoring
-    bar = tqdm(total=n, desc=f"painting and scoring {split}", unit="map", disable=not progress)
+    bar = tqdm(total=n, desc=f"painting and scoring {run.split}", unit="map", disable=not progress)
     for batch in loader:
         idx, labels, chars = batch["index"], batch["label"], batch["character"]
-        with _timed(clock, "painting"):
-            fake = painter.paint(labels, chars, z_all[idx] if z_all is not None else None)
-        with _timed(clock, "scoring"):
-            scorer.add(batch["image"], fake, labels, chars)
+        z = z_all[idx] if z_all is not None else None
+        with _timed(run.clock, "painting"):
+            fake = painter.paint(labels, chars, z)
+        with _timed(run.clock, "scoring"):
+            run.scorer.add(batch["image"], fake, labels, chars)
         every = idx < n_every
-        if every.any():  # the same maps and noise, requested as each character in turn
-            z = z_all[idx[every]] if z_all is not None else None
-            for k in range(painter.num_characters):
-                k_ids = torch.full((int(every.sum()),), k, dtype=torch.long)
-                with _timed(clock, "painting_every_character"):
-                    fake = painter.paint(labels[every], k_ids, z)
-                with _timed(clock, "scoring_every_character"):
-                    scorer.add_every_character(fake, labels[every], k)
+        if every.any():
+            _paint_every_character(run, labels[every], z[every] if z is not None else None)
         keep = idx < n_diversity_maps
         div_labels.append(labels[keep])
         div_chars.append(chars[keep])
         bar.update(len(idx))
     bar.close()
-    with _timed(clock, "fid_kid_and_summaries"):
-        metrics, details = scorer.results(info.palette.names, kid_seed=seed)
+    return torch.cat(div_labels), torch.cat(div_chars)
 
-    with _timed(clock, "real_references"):
-        refs, details["real_references"] = real_references(
-            info, split, (H, W), nets, scorer, n_diversity_maps, samples_per_map
-        )
-        metrics.update(refs)
-    n_div = min(n, n_diversity_maps)
-    if not card.generator.z_dim:
-        metrics["lpips_diversity"] = metrics["lpips_diversity_std"] = unavailable(
-            "the model has no noise (z_dim=0): every painting of a map is the same image"
-        )
-    elif nets.lpips is None:
-        metrics["lpips_diversity"] = metrics["lpips_diversity_std"] = unavailable(nets.missing["lpips"])
-    elif samples_per_map < 2 or n_div < 1:
-        metrics["lpips_diversity"] = metrics["lpips_diversity_std"] = unavailable(
-            "diversity needs at least 2 samples of at least 1 map"
-        )
-    else:
-        labels, chars = torch.cat(div_labels), torch.cat(div_chars)
-        with _timed(clock, "diversity"):
-            mean, std = diversity(painter, labels, chars, samples_per_map, seed, nets.lpips)
-        metrics["lpips_diversity"], metrics["lpips_diversity_std"] = mean, std
-    details["diversity"] = {"maps": n_div, "samples_per_map": samples_per_map, "net": lpips_net}
-    details["lpips"] = {"net": lpips_net, "pairs": n}
-    if nets.judges is not None:
-        details["judges"] = {
-            "folder": str(nets.judges.folder),
-            "character_training": nets.judges.character_meta.get("training"),
-            "segment_training": nets.judges.segment_meta.get("training"),
-        }
-    if "identity" in details:
-        details["identity"]["maps_every_character"] = n_every
 
+def _paint_every_character(run: _Evaluation, labels: torch.Tensor, z: torch.Tensor | None) -> None:
+    """The same maps and noise, requested as each character in turn."""
+    for k in range(run.painter.num_characters):
+        k_ids = torch.full((len(labels),), k, dtype=torch.long)
+        with _timed(run.clock, "painting_every_character"):
+            fake = run.painter.paint(labels, k_ids, z)
+        with _timed(run.clock, "scoring_every_character"):
+            run.scorer.add_every_character(fake, labels, k)
+
+
+def _model_diversity(
+    run: _Evaluation, labels: torch.Tensor, chars: torch.Tensor, samples_per_map: int
+) -> dict[str, Any]:
+    """lpips_diversity and its std over maps, or the reason they cannot be measured."""
+    keys = ("lpips_diversity", "lpips_diversity_std")
+    if not run.painter.card.generator.z_dim:
+        reason = "the model has no noise (z_dim=0): every painting of a map is the same image"
+        return _unavailable_all(keys, reason)
+    if run.nets.lpips is None:
+        return _unavailable_all(keys, run.nets.missing["lpips"])
+    if samples_per_map < 2 or len(labels) < 1:
+        return _unavailable_all(keys, "diversity needs at least 2 samples of at least 1 map")
+    with _timed(run.clock, "diversity"):
+        mean, std = diversity(run.painter, labels, chars, samples_per_map, run.seed, run.nets.lpips)
+    return dict(zip(keys, (mean, std), strict=True))
+
+
+def _result(
+    run: _Evaluation,
+    folder: Path,
+    n: int,
+    metrics: dict[str, Any],
+    details: dict[str, Any],
+    warnings: list[str],
+    seconds: float,
+) -> dict[str, Any]:
+    """The evaluation as written to JSON: the checkpoint, the data, every metric and how it was made."""
+    painter, card = run.painter, run.painter.card
     return {
         "format": FORMAT,
         "checkpoint": str(folder),
         "step": card.step,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "dataset": str(info.root),
-        "split": split,
+        "dataset": str(run.info.root),
+        "split": run.split,
         "n_images": n,
-        "resolution": [H, W],
+        "resolution": list(card.image_size),
         "num_characters": painter.num_characters,
         "character_names": list(card.character_names),
-        "device": str(dev),
+        "device": str(painter.device),
         "painting_precision": "bf16" if painter.bf16 else "fp32",
-        "seed": seed,
+        "seed": run.seed,
         "metrics": metrics,
         "details": details,
         "preprocessing": {
@@ -470,8 +551,8 @@ def evaluate_checkpoint(
             "judges": JUDGE_PREPROCESSING,
         },
         "warnings": warnings,
-        "seconds": round(time.perf_counter() - started, 1),
-        "seconds_by_stage": {k: round(v, 1) for k, v in clock.items()},
+        "seconds": round(seconds, 1),
+        "seconds_by_stage": {k: round(v, 1) for k, v in run.clock.items()},
     }
 
 
@@ -516,86 +597,7 @@ def _pct(value: Any) -> str:
 
 def format_report(result: dict[str, Any]) -> str:
     """The evaluation as a Markdown table (generated beside real test images), with N and preprocessing."""
-    m, d = result["metrics"], result["details"]
-    n, K = result["n_images"], result["num_characters"]
-    why = lambda key, text: m[key]["unavailable"] if isinstance(m[key], dict) else text
-    kid = d.get("kid", {})
-    kid_note = f"mean ± std over {kid.get('subsets')} subsets of {kid.get('subset_size')}"
-    if kid.get("subset_size") == n:
-        kid_note += " (each subset is the whole split, so the std is 0)"
-    n_every = d.get("identity", {}).get("maps_every_character", n)
-    div = d["diversity"]
-    regions = lambda key: f"{d.get('colour', {}).get(key, {}).get('regions_scored', 0)} regions"
-    na = "—"  # no real-image counterpart
-    rows = [
-        (
-            "FID ↓",
-            _num(m["fid"], digits=2),
-            _num(m.get("fid_real", unavailable("not computed")), digits=2),
-            f"{n} vs {n}"
-            + (f" (real: {m['fid_real_n']} val vs {m['fid_real_n']})" if "fid_real_n" in m else ""),
-            why("fid", "TF-Inception pool3; real: val pictures against these"),
-        ),
-        (
-            "KID ×100 ↓",
-            _num(m["kid_x100"], m["kid_x100_std"], 3),
-            na,
-            f"{n} vs {n}",
-            why("kid_x100", kid_note),
-        ),
-        (
-            f"LPIPS to ground truth ({d['lpips']['net']}) ↓",
-            _num(m["lpips_paired"], m["lpips_paired_std"]),
-            na,
-            f"{n} pairs",
-            why("lpips_paired", "mean ± std over pairs"),
-        ),
-        (
-            f"diversity LPIPS ({div['net']}) ↑",
-            _num(m["lpips_diversity"], m["lpips_diversity_std"]),
-            _num(m.get("lpips_diversity_real", unavailable("")), m.get("lpips_diversity_real_std")),
-            f"{div['maps']} maps × {div['samples_per_map']}",
-            why(
-                "lpips_diversity",
-                "mean over sample pairs of a map; ± std over maps; real: same maps redrawn with other backgrounds and light",
-            ),
-        ),
-        (
-            "identity accuracy, own character ↑",
-            _pct(m["identity_accuracy"]),
-            _pct(m["identity_accuracy_real"]),
-            str(n),
-            why("identity_accuracy", f"character judge; chance {100 / K:.1f}%"),
-        ),
-        (
-            "identity accuracy, every character ↑",
-            _pct(m["identity_accuracy_every_character"]),
-            na,
-            f"{n_every} × {K}",
-            why("identity_accuracy_every_character", "each map painted as each character"),
-        ),
-        (
-            "mIoU ↑",
-            _pct(m["miou"]),
-            _pct(m["miou_real"]),
-            str(n),
-            why("miou", "segment judge vs the input maps"),
-        ),
-        (
-            "colour error ΔE ↓",
-            _num(m["colour_error"], digits=2),
-            _num(m["colour_error_real"], digits=2),
-            regions("colour_error"),
-            why("colour_error", "per region: 10th-percentile pixel ΔE76 to the cast's colour"),
-        ),
-        (
-            "colour error ΔE, every character ↓",
-            _num(m["colour_error_every_character"], digits=2),
-            na,
-            regions("colour_error_every_character"),
-            why("colour_error_every_character", "each map painted as each character"),
-        ),
-    ]
+    n = result["n_images"]
     lines = [
         f"Checkpoint {result['checkpoint']} (step {result['step']}), {result['split']} split of "
         f"{result['dataset']}: {n} maps at {result['resolution'][0]}×{result['resolution'][1]}, seed "
@@ -604,9 +606,10 @@ def format_report(result: dict[str, Any]) -> str:
         f"| metric | generated | real {result['split']} images | N | notes |",
         "| --- | --- | --- | --- | --- |",
     ]
+    rows = _distribution_rows(result) + _judge_rows(result)
     lines += [f"| {' | '.join(row)} |" for row in rows]
     lines += ["", *(f"- {k}: {v}" for k, v in result["preprocessing"].items())]
-    judges = d.get("judges")
+    judges = result["details"].get("judges")
     if judges:
         c, s = judges["character_training"] or {}, judges["segment_training"] or {}
         lines.append(
@@ -615,6 +618,106 @@ def format_report(result: dict[str, Any]) -> str:
         )
     lines += [f"- warning: {w}" for w in result.get("warnings", [])]
     return "\n".join(lines)
+
+
+_NO_REAL = "—"  # a row without a real-image counterpart
+Row = tuple[str, str, str, str, str]  # metric, generated, real, N, notes
+
+
+def _why(metrics: dict[str, Any], key: str, text: str) -> str:
+    """The notes cell: the reason when the metric is unavailable, else `text`."""
+    return metrics[key]["unavailable"] if isinstance(metrics[key], dict) else text
+
+
+def _distribution_rows(result: dict[str, Any]) -> list[Row]:
+    """FID, KID and the LPIPS rows: how the generated pictures compare with the real ones."""
+    m, d, n = result["metrics"], result["details"], result["n_images"]
+    kid = d.get("kid", {})
+    kid_note = f"mean ± std over {kid.get('subsets')} subsets of {kid.get('subset_size')}"
+    if kid.get("subset_size") == n:
+        kid_note += " (each subset is the whole split, so the std is 0)"
+    div = d["diversity"]
+    fid_n = f" (real: {m['fid_real_n']} val vs {m['fid_real_n']})" if "fid_real_n" in m else ""
+    return [
+        (
+            "FID ↓",
+            _num(m["fid"], digits=2),
+            _num(m.get("fid_real", unavailable("not computed")), digits=2),
+            f"{n} vs {n}{fid_n}",
+            _why(m, "fid", "TF-Inception pool3; real: val pictures against these"),
+        ),
+        (
+            "KID ×100 ↓",
+            _num(m["kid_x100"], m["kid_x100_std"], 3),
+            _NO_REAL,
+            f"{n} vs {n}",
+            _why(m, "kid_x100", kid_note),
+        ),
+        (
+            f"LPIPS to ground truth ({d['lpips']['net']}) ↓",
+            _num(m["lpips_paired"], m["lpips_paired_std"]),
+            _NO_REAL,
+            f"{n} pairs",
+            _why(m, "lpips_paired", "mean ± std over pairs"),
+        ),
+        (
+            f"diversity LPIPS ({div['net']}) ↑",
+            _num(m["lpips_diversity"], m["lpips_diversity_std"]),
+            _num(m.get("lpips_diversity_real", unavailable("")), m.get("lpips_diversity_real_std")),
+            f"{div['maps']} maps × {div['samples_per_map']}",
+            _why(
+                m,
+                "lpips_diversity",
+                "mean over sample pairs of a map; ± std over maps; real: same maps redrawn with other backgrounds and light",
+            ),
+        ),
+    ]
+
+
+def _judge_rows(result: dict[str, Any]) -> list[Row]:
+    """Identity, mIoU and colour rows: what the judges and the cast's colours say."""
+    m, d = result["metrics"], result["details"]
+    n, K = result["n_images"], result["num_characters"]
+    n_every = d.get("identity", {}).get("maps_every_character", n)
+    regions = lambda key: f"{d.get('colour', {}).get(key, {}).get('regions_scored', 0)} regions"
+    every = "each map painted as each character"
+    return [
+        (
+            "identity accuracy, own character ↑",
+            _pct(m["identity_accuracy"]),
+            _pct(m["identity_accuracy_real"]),
+            str(n),
+            _why(m, "identity_accuracy", f"character judge; chance {100 / K:.1f}%"),
+        ),
+        (
+            "identity accuracy, every character ↑",
+            _pct(m["identity_accuracy_every_character"]),
+            _NO_REAL,
+            f"{n_every} × {K}",
+            _why(m, "identity_accuracy_every_character", every),
+        ),
+        (
+            "mIoU ↑",
+            _pct(m["miou"]),
+            _pct(m["miou_real"]),
+            str(n),
+            _why(m, "miou", "segment judge vs the input maps"),
+        ),
+        (
+            "colour error ΔE ↓",
+            _num(m["colour_error"], digits=2),
+            _num(m["colour_error_real"], digits=2),
+            regions("colour_error"),
+            _why(m, "colour_error", "per region: 10th-percentile pixel ΔE76 to the cast's colour"),
+        ),
+        (
+            "colour error ΔE, every character ↓",
+            _num(m["colour_error_every_character"], digits=2),
+            _NO_REAL,
+            regions("colour_error_every_character"),
+            _why(m, "colour_error_every_character", every),
+        ),
+    ]
 
 
 # --- command hooks -------------------------------------------------------------------------------
@@ -685,6 +788,6 @@ def main_eval_checkpoint(
     print(format_report(result))
     if json_path is not None:
         json_path = Path(json_path)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(json_path, json.dumps(result, indent=2) + "\n")
+        files.ensure_writable_dir(json_path.parent, "JSON report")
+        files.write_json(json_path, result)
     return 1 if any(isinstance(result["metrics"][k], dict) for k in REQUIRED) else 0

@@ -44,13 +44,13 @@ class Discriminator(nn.Module):
         enc = encoder_widths(cfg.base_channels, cfg.num_blocks)
         n = cfg.num_blocks
         self.down = nn.ModuleList(
-            DBlock(enc[i], enc[i + 1], scale=-1, first=i == 0, sn=cfg.spectral_norm) for i in range(n)
+            DBlock(enc[i], enc[i + 1], down=True, first=i == 0, sn=cfg.spectral_norm) for i in range(n)
         )
         up = []
         for i in range(n):
             cin = enc[-1] if i == 0 else 2 * enc[-1 - i]
             cout = enc[-2 - i] if i < n - 1 else cfg.base_channels
-            up.append(DBlock(cin, cout, scale=1, sn=cfg.spectral_norm))
+            up.append(DBlock(cin, cout, down=False, sn=cfg.spectral_norm))
         self.up = nn.ModuleList(up)
         self.n_seg = cfg.num_classes + 1
         n_id = cfg.num_characters if cfg.identity_head else 0

@@ -153,11 +153,11 @@ class SPADEResBlock(nn.Module):
 
 
 class DBlock(nn.Module):
-    """OASIS discriminator residual block; `scale` -1 halves the resolution, +1 doubles it."""
+    """OASIS discriminator residual block: halves the resolution (`down`) or doubles it."""
 
-    def __init__(self, in_channels: int, out_channels: int, scale: int, first: bool = False, sn: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, down: bool, first: bool = False, sn: bool = True):
         super().__init__()
-        self.scale, self.first = scale, first
+        self.down, self.first = down, first
         self.conv_0 = maybe_sn(nn.Conv2d(in_channels, out_channels, 3, padding=1), sn)
         self.conv_1 = maybe_sn(nn.Conv2d(out_channels, out_channels, 3, padding=1), sn)
         self.conv_s = (
@@ -165,23 +165,19 @@ class DBlock(nn.Module):
         )
 
     def _resample(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scale > 0:
-            return F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return F.avg_pool2d(x, 2) if self.scale < 0 else x
+        return F.avg_pool2d(x, 2) if self.down else F.interpolate(x, scale_factor=2.0, mode="nearest")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dx = x if self.first else F.leaky_relu(x, 0.2)
-        if self.scale > 0:
+        if not self.down:
             dx = self._resample(dx)
         dx = self.conv_1(F.leaky_relu(self.conv_0(dx), 0.2))
-        if self.scale < 0:
+        if self.down:
             dx = F.avg_pool2d(dx, 2)
-        # Shortcut: the first block pools before its 1x1 conv (cheaper, as in OASIS).
-        if self.first:
+        # Shortcut: the first block pools before its 1x1 conv (cheaper, as in OASIS); the others
+        # convolve at the higher resolution's side of the resampling, as the residual branch does.
+        if self.first or not self.down:
             s = self._resample(x)
-            s = self.conv_s(s) if self.conv_s is not None else s
-        else:
-            s = self._resample(x) if self.scale > 0 else x
-            s = self.conv_s(s) if self.conv_s is not None else s
-            s = F.avg_pool2d(s, 2) if self.scale < 0 else s
-        return s + dx
+            return (self.conv_s(s) if self.conv_s is not None else s) + dx
+        s = self.conv_s(x) if self.conv_s is not None else x
+        return F.avg_pool2d(s, 2) + dx

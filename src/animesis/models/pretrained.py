@@ -1,11 +1,16 @@
 """A saved model is a folder: config.json (configs, class and character names) beside safetensors weights.
 
-Nothing on the load path unpickles: configs are JSON, tensors are safetensors.
+Nothing on the load path unpickles: configs are JSON, tensors are safetensors. The folder helpers here
+(write_model_files, write_model_folder, read_model_config) serve every model saved this way: the
+generators, and the metrics' judges.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +20,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from animesis import files
 from animesis.config import DiscriminatorConfig, GeneratorConfig, from_dict, to_dict
 from animesis.data.palette import Palette
+from animesis.errors import ModelLoadError
 
 FORMAT = "animesis-model"
 FORMAT_VERSION = 1
@@ -24,10 +31,6 @@ CONFIG_NAME = "config.json"
 G_EMA_WEIGHTS = "generator_ema.safetensors"
 G_WEIGHTS = "generator.safetensors"
 D_WEIGHTS = "discriminator.safetensors"
-
-
-class ModelLoadError(RuntimeError):
-    """A model folder that is missing, incomplete or does not match what was asked."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class ModelCard:
         )
 
 
+class NewerFormatError(ModelLoadError):
+    """A model folder written by a newer animesis than this one: retraining here would not help."""
+
+
 def save_weights(module: nn.Module, path: Path) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
     save_file(tensors, str(path))
@@ -87,26 +94,87 @@ def load_weights(module: nn.Module, path: Path) -> None:
         raise ModelLoadError(f"{path}: weights do not fit the model in {CONFIG_NAME}: {e}") from e
 
 
+# --- the folder format, for any model ------------------------------------------------------------
+
+
+def write_model_files(
+    folder: Path, config: dict[str, Any], weights: Mapping[str, nn.Module], config_name: str = CONFIG_NAME
+) -> None:
+    """Write `config` as JSON and each module's weights (file name -> module) into `folder`, each file
+    atomically (a failure leaves the previous file and raises SaveError); other files there stay."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise files.SaveError(f"{folder}: cannot create the folder ({files.describe_os_error(e)})") from e
+    for name, module in weights.items():
+        files.write_atomic(folder / name, lambda tmp, module=module: save_weights(module, tmp))
+    files.write_json(folder / config_name, config)
+
+
+def write_model_folder(
+    folder: Path, config: dict[str, Any], weights: Mapping[str, nn.Module], config_name: str = CONFIG_NAME
+) -> None:
+    """Like write_model_files, but into a temporary folder beside `folder` that then replaces it whole:
+    config and weights always belong together, and nothing else is left in the folder."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_model_files(tmp, config, weights, config_name)
+        files.replace_folder(tmp, folder)
+    except OSError as e:
+        raise files.SaveError(f"{folder}: cannot write ({files.describe_os_error(e)})") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_model_config(
+    folder: Path, fmt: str, version: int, *, what: str = "model", config_name: str = CONFIG_NAME
+) -> dict[str, Any]:
+    """A model folder's JSON config, checked to be `fmt` at a version this code reads (<= `version`).
+
+    Raises ModelLoadError (NewerFormatError for a newer version) naming the file and what is wrong.
+    """
+    folder = Path(folder)
+    path = folder / config_name
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ModelLoadError(f"{path}: missing (is {folder} a {what} folder?)") from e
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{path}: unreadable {what} config ({e})") from e
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: unreadable {what} config (not a JSON object)")
+    if data.get("format") != fmt:
+        raise ModelLoadError(f"{path}: not an animesis {what} config (format={data.get('format')!r})")
+    found = data.get("format_version", 0)
+    if type(found) is not int:
+        raise ModelLoadError(f"{path}: unreadable {what} config (format_version {found!r} is not a number)")
+    if found > version:
+        raise NewerFormatError(f"{path}: written by a newer animesis (format_version {found})")
+    return data
+
+
+# --- generators ----------------------------------------------------------------------------------
+
+
 def write_card(card: ModelCard, folder: Path) -> None:
-    (folder / CONFIG_NAME).write_text(json.dumps(card.to_json(), indent=2) + "\n", encoding="utf-8")
+    files.write_json(Path(folder) / CONFIG_NAME, card.to_json())
 
 
 def read_card(folder: Path) -> ModelCard:
-    path = Path(folder) / CONFIG_NAME
+    data = read_model_config(folder, FORMAT, FORMAT_VERSION)
     try:
-        return ModelCard.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError as e:
-        raise ModelLoadError(f"{path}: missing (is {folder} a model folder?)") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ModelLoadError(f"{path}: unreadable model config ({e})") from e
+        return ModelCard.from_json(data)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{Path(folder) / CONFIG_NAME}: unreadable model config ({e})") from e
 
 
 def save_pretrained(folder: Path, generator: nn.Module, card: ModelCard) -> None:
     """Write a usable generator folder (config.json + generator_ema.safetensors)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_card(card, folder)
-    save_weights(generator, folder / G_EMA_WEIGHTS)
+    write_model_files(folder, card.to_json(), {G_EMA_WEIGHTS: generator})
 
 
 def from_pretrained(

@@ -7,11 +7,12 @@ checkpoints/NAME/models/
     generator.safetensors        raw generator      \
     discriminator.safetensors                        |  resume state
     training_state.safetensors   optimizer moments, RNG states
-    training_state.json          step, best metric, optimizer hyper-parameters
+    training_state.json          step, best metric, optimizer hyper-parameters (written last)
   latest.txt, best.txt           pointers (iteration numbers), replaced atomically
 
 A folder is written under a temporary name and renamed into place, then the pointer is replaced,
-so a kill at any moment leaves the previous checkpoint and pointer intact.
+so a kill at any moment leaves the previous checkpoint and pointer intact; a failed write (full disk,
+read-only folder) raises SaveError and leaves them intact too.
 """
 
 from __future__ import annotations
@@ -19,43 +20,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from animesis import files
+from animesis.errors import ModelLoadError
 from animesis.models.pretrained import (
     D_WEIGHTS,
     G_EMA_WEIGHTS,
     G_WEIGHTS,
     ModelCard,
-    ModelLoadError,
     load_weights,
     save_weights,
     write_card,
 )
+from animesis.runs import POINTERS, STATE_JSON, models_dir, read_pointer, write_pointer
 
-MODELS_DIR = "models"
-STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
 KEEP_MARKER = "KEEP"  # folders saved every --freq_save_ckpt iterations survive clean-up
-POINTERS = ("latest", "best")
-
-
-def models_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / MODELS_DIR
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -99,12 +86,14 @@ def save_checkpoint(
     keep: bool = False,
     pointers: tuple[str, ...] = ("latest",),
 ) -> Path:
-    """Write models/<step>/ (unless it exists already) and point `pointers` at it."""
+    """Write models/<step>/ and point `pointers` at it; SaveError (previous checkpoint intact) on failure."""
     root = models_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
     folder = root / str(step)
-    if not (folder / STATE_JSON).exists():
-        tmp = root / f".tmp-{step}-{os.getpid()}"
+    tmp = root / f".tmp-{step}-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        # Always written afresh: an older folder of this iteration (another branch of history) must not
+        # be passed off as this run's weights.
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         write_card(card, tmp)
@@ -120,53 +109,17 @@ def save_checkpoint(
         (tmp / STATE_JSON).write_text(json.dumps(full_state, indent=2) + "\n", encoding="utf-8")
         if keep:
             (tmp / KEEP_MARKER).touch()
-        _fsync_tree(tmp)
-        if folder.exists():  # an incomplete folder from an interrupted save of the same step
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    elif keep:
-        (folder / KEEP_MARKER).touch()
-    for name in pointers:
-        write_text_atomic(root / f"{name}.txt", f"{step}\n")
+        files.fsync_tree(tmp)
+        files.replace_folder(tmp, folder)
+        for name in pointers:
+            write_pointer(run_dir, name, step)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise files.SaveError(
+            f"{folder}: checkpoint not saved ({files.describe_os_error(e)}); the previous one is intact"
+        ) from e
     _clean(root)
     return folder
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.iterdir():
-        with open(p, "rb") as f:
-            os.fsync(f.fileno())
-
-
-def read_pointer(run_dir: Path, name: str) -> int | None:
-    path = models_dir(run_dir) / f"{name}.txt"
-    try:
-        return int(path.read_text(encoding="utf-8").strip())
-    except FileNotFoundError:
-        return None
-    except ValueError as e:
-        raise ModelLoadError(f"{path}: does not hold an iteration number") from e
-
-
-def best_or_latest(run_dir: Path, which: str) -> str:
-    """'best' falls back to 'latest' (with a note) for a run that kept no best: it had no val split."""
-    if (
-        which == "best"
-        and read_pointer(run_dir, "best") is None
-        and read_pointer(run_dir, "latest") is not None
-    ):
-        print(
-            f"note: {run_dir} has no 'best' checkpoint (no validation split): using 'latest'", file=sys.stderr
-        )
-        return "latest"
-    return which
-
-
-def list_checkpoints(run_dir: Path) -> list[int]:
-    root = models_dir(run_dir)
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if p.name.isdigit() and (p / STATE_JSON).exists())
 
 
 def _clean(root: Path) -> None:
@@ -179,30 +132,6 @@ def _clean(root: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def resolve_checkpoint(run_dir: Path, which: str | int) -> Path:
-    """'latest', 'best' or an iteration number -> the checkpoint folder, or a clear error."""
-    run_dir = Path(run_dir)
-    which = str(which)
-    if which in POINTERS:
-        step = read_pointer(run_dir, which)
-        if step is None:
-            hint = "no validation split, so no best" if which == "best" else "nothing saved yet"
-            raise ModelLoadError(f"{run_dir}: no '{which}' checkpoint ({hint}); saved: {_available(run_dir)}")
-    elif which.isdigit():
-        step = int(which)
-    else:
-        raise ModelLoadError(f"checkpoint iteration must be 'latest', 'best' or a number, not {which!r}")
-    folder = models_dir(run_dir) / str(step)
-    if not (folder / STATE_JSON).exists():
-        raise ModelLoadError(f"{folder}: no checkpoint at iteration {step}; saved: {_available(run_dir)}")
-    return folder
-
-
-def _available(run_dir: Path) -> str:
-    steps = list_checkpoints(run_dir)
-    return ", ".join(map(str, steps)) if steps else "none"
-
-
 def load_training_state(
     folder: Path,
     *,
@@ -212,15 +141,27 @@ def load_training_state(
     opt_G: torch.optim.Optimizer,
     opt_D: torch.optim.Optimizer,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Load modules and optimizers in place; return (state json, rng tensors)."""
+    """Load modules and optimizers in place; return (state json, rng tensors). A damaged or
+    incomplete folder raises ModelLoadError naming the file."""
     load_weights(G, folder / G_WEIGHTS)
     load_weights(D, folder / D_WEIGHTS)
     if G_ema is not None:
         ema_path = folder / G_EMA_WEIGHTS
         load_weights(G_ema, ema_path if ema_path.exists() else folder / G_WEIGHTS)
-    state = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
-    tensors = load_file(str(folder / STATE_TENSORS))
-    opt_G.load_state_dict(_unflatten_optimizer(tensors, state["opt_G"], "opt_G"))
-    opt_D.load_state_dict(_unflatten_optimizer(tensors, state["opt_D"], "opt_D"))
+    path = folder / STATE_JSON
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        int(state["step"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{path}: unreadable training state ({type(e).__name__}: {e})") from e
+    path = folder / STATE_TENSORS
+    try:
+        tensors = load_file(str(path))
+        opt_G.load_state_dict(_unflatten_optimizer(tensors, state["opt_G"], "opt_G"))
+        opt_D.load_state_dict(_unflatten_optimizer(tensors, state["opt_D"], "opt_D"))
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise ModelLoadError(f"{path}: unreadable optimizer state ({type(e).__name__}: {e})") from e
     rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
+    if not rng:
+        raise ModelLoadError(f"{path}: no random-number state in it (damaged or not written by animesis)")
     return state, rng

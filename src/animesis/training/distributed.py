@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -11,6 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
+
+from animesis.device import ranks, resolve_device
 
 
 @dataclass(frozen=True)
@@ -29,22 +30,10 @@ class DistEnv:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> the local rank's GPU when there is one, else the CPU; 'cuda' -> this rank's GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {name!r} asked for, but this torch sees no CUDA GPU (use the CPU)")
-        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
-    return torch.device(name)
-
-
 def init_distributed(device: str = "auto") -> DistEnv:
     """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; start a process group when there are several."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    r = ranks()
+    world, rank, local = r.world_size, r.rank, r.local_rank
     dev = resolve_device(device, local)
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
@@ -138,17 +127,14 @@ class InfiniteSampler(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
         seed: int = 0,
-        shuffle: bool = True,
         start: int = 0,
     ):
         if size <= 0:
             raise ValueError("cannot sample from an empty dataset")
         self.size, self.rank, self.world_size = size, rank, world_size
-        self.seed, self.shuffle, self.start = seed, shuffle, start
+        self.seed, self.start = seed, start
 
     def _perm(self, epoch: int) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.size)
         return np.random.default_rng([self.seed, epoch]).permutation(self.size)
 
     def __iter__(self) -> Iterator[int]:

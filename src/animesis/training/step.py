@@ -1,4 +1,4 @@
-"""One training iteration: batch preparation on the device, the D step, the G step and the EMA update.
+"""One training iteration: the D step, the G step and the EMA update.
 
 Shared by the training loop and the speed benchmarks, so both time the same code.
 """
@@ -15,43 +15,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from animesis import losses
-from animesis.config import TrainConfig
-from animesis.data.edges import canny_edges
+from animesis.config import LossConfig, TrainConfig
+from animesis.data.batch import Batch
 from animesis.models.discriminator import Discriminator
 from animesis.models.generator import Generator
 from animesis.training.distributed import DistEnv, convert_sync_batchnorm
 from animesis.training.ema import ema_decay_at, update_ema
-
-
-def to_device_batch(
-    batch: dict[str, torch.Tensor],
-    device: torch.device,
-    cfg: TrainConfig,
-    num_classes: int,
-    flip_gen: torch.Generator | None,
-) -> dict[str, torch.Tensor]:
-    """uint8 CPU batch -> real in [-1, 1], label ids and one-hot, 0/1 edges, character ids.
-
-    Flips, one-hot and (when the dataset ships no edge maps) Canny run here, on the device.
-    """
-    real = batch["image"].to(device, non_blocking=True).float().div_(127.5).sub_(1.0)  # (B, 3, H, W)
-    label = batch["label"].to(device, non_blocking=True).long()  # (B, H, W)
-    edge = batch["edge"].to(device, non_blocking=True) if "edge" in batch else None
-    if flip_gen is not None:
-        flip = torch.rand(real.shape[0], device=device, generator=flip_gen) < 0.5  # (B,)
-        real = torch.where(flip[:, None, None, None], real.flip(-1), real)
-        label = torch.where(flip[:, None, None], label.flip(-1), label)
-        if edge is not None:
-            edge = torch.where(flip[:, None, None], edge.flip(-1), edge)
-    if edge is None:
-        edge = canny_edges((real + 1) / 2, cfg.canny)
-    onehot = F.one_hot(label, num_classes).permute(0, 3, 1, 2).float()  # (B, N, H, W), channels-last strides
-    if cfg.channels_last:
-        real = real.contiguous(memory_format=torch.channels_last)
-    else:
-        onehot = onehot.contiguous()
-    char = batch["character"].to(device, non_blocking=True).long()  # (B,)
-    return {"real": real, "label": label, "onehot": onehot, "edge": edge, "char": char}
 
 
 def identity_mask(label: torch.Tensor, carries_identity: torch.Tensor) -> torch.Tensor:
@@ -62,76 +31,81 @@ def identity_mask(label: torch.Tensor, carries_identity: torch.Tensor) -> torch.
 # --- the objective -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Targets:
+    """Per-pixel weights shared by the D and G steps of one batch, computed once."""
+
+    weights: torch.Tensor | None  # (B, H, W) class-balancing weights, or None
+    id_mask: torch.Tensor  # (B, H, W) bool: pixels whose class carries the character's identity
+
+
 def d_step_loss(
     D: nn.Module,
-    b: dict[str, torch.Tensor],
+    b: Batch,
+    t: Targets,
     fake: torch.Tensor,
-    cfg: TrainConfig,
+    lc: LossConfig,
     num_classes: int,
     gen: torch.Generator | None,
-) -> dict[str, torch.Tensor]:
+) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
     """Discriminator loss on real, fake and (LabelMix) mixed images, in one batched D pass.
 
-    `b` holds the batch plus its class-balancing "weights" and identity "id_mask" (see `TrainStep`).
-    """
-    lc = cfg.loss
-    real = b["real"]
-    images = [real, fake]
+    Returns the loss terms and the real images' D features (detached; the targets of the G step's
+    feature matching, empty when it is off)."""
+    images = [b.real, fake]
     mask = None
     if lc.lambda_labelmix > 0:
-        mask = losses.labelmix_mask(b["label"], num_classes, gen)  # (B, 1, H, W)
-        images.append(mask * real + (1 - mask) * fake)
+        mask = losses.labelmix_mask(b.label, num_classes, gen)  # (B, 1, H, W)
+        images.append(mask * b.real + (1 - mask) * fake)
     out = D(torch.cat(images))  # one pass: D has no batch statistics, so this equals separate passes
-    B = real.shape[0]
-    if lc.lambda_fm > 0:  # the real images' features: targets of the G step's feature matching
-        b["real_features"] = tuple(f[:B].detach() for f in out.features)
+    B = len(b)
+    real_features = tuple(f[:B].detach() for f in out.features) if lc.lambda_fm > 0 else ()
     seg_r, seg_f = out.seg[:B], out.seg[B : 2 * B]
     edge_r, edge_f = out.edge[:B], out.edge[B : 2 * B]
     terms = {
-        "D_real": losses.n1_real_loss(seg_r, b["label"], b["weights"]),
+        "D_real": losses.n1_real_loss(seg_r, b.label, t.weights),
         "D_fake": losses.n1_fake_loss(seg_f),
         "D_edge": lc.lambda_edge
-        * (losses.edge_loss(edge_r, b["edge"]) + losses.edge_loss(edge_f, torch.zeros_like(b["edge"]))),
+        * (losses.edge_loss(edge_r, b.edge) + losses.edge_loss(edge_f, torch.zeros_like(b.edge))),
     }
     if out.identity is not None and lc.lambda_identity > 0:
-        terms["D_identity"] = lc.lambda_identity * losses.identity_loss(
-            out.identity[:B], b["char"], b["id_mask"]
-        )
+        terms["D_identity"] = lc.lambda_identity * losses.identity_loss(out.identity[:B], b.char, t.id_mask)
     if mask is not None:
         flat = out.flat()
         terms["D_labelmix"] = lc.lambda_labelmix * losses.labelmix_loss(
             flat[2 * B :], flat[:B], flat[B : 2 * B], mask
         )
-    return terms
+    return terms, real_features
 
 
 def g_step_loss(
     D: nn.Module,
-    b: dict[str, torch.Tensor],
+    b: Batch,
+    t: Targets,
     fake: torch.Tensor,
-    cfg: TrainConfig,
+    lc: LossConfig,
     vgg: nn.Module | None = None,
+    real_features: tuple[torch.Tensor, ...] = (),
 ) -> dict[str, torch.Tensor]:
-    """Generator loss: fakes should segment as their label, show the real image's edges, and read as
-    the requested character."""
-    lc = cfg.loss
+    """Generator loss: fakes should segment as their label, show the real image's edges, read as the
+    requested character, and (optionally) look like the real picture to VGG or to D's features."""
     out = D(fake)
     terms = {
-        "G_adv": losses.n1_real_loss(out.seg, b["label"], b["weights"]),
-        "G_edge": lc.lambda_edge * losses.edge_loss(out.edge, b["edge"]),
+        "G_adv": losses.n1_real_loss(out.seg, b.label, t.weights),
+        "G_edge": lc.lambda_edge * losses.edge_loss(out.edge, b.edge),
     }
     if out.identity is not None and lc.lambda_identity > 0:
-        terms["G_identity"] = lc.lambda_identity * losses.identity_loss(out.identity, b["char"], b["id_mask"])
-    paired_mask = b["id_mask"][:, None].float() if lc.paired_region == "character" else None  # (B, 1, H, W)
+        terms["G_identity"] = lc.lambda_identity * losses.identity_loss(out.identity, b.char, t.id_mask)
+    paired_mask = t.id_mask[:, None].float() if lc.paired_region == "character" else None  # (B, 1, H, W)
     if vgg is not None and lc.lambda_vgg > 0:
-        f, r = fake, b["real"]
+        f, r = fake, b.real
         if paired_mask is not None:  # the background becomes mid-grey in both: nothing to match there
             f, r = f * paired_mask, r * paired_mask
         terms["G_vgg"] = lc.lambda_vgg * losses.perceptual_loss(
             vgg_taps(vgg, f, lc.vgg_layers), vgg_taps(vgg, r, lc.vgg_layers)
         )
     if lc.lambda_fm > 0:
-        fake_feats, real_feats = list(out.features), list(b["real_features"])
+        fake_feats, real_feats = list(out.features), list(real_features)
         if paired_mask is not None:
             masks = [F.interpolate(paired_mask, size=f.shape[-2:], mode="nearest") for f in fake_feats]
             fake_feats = [f * m for f, m in zip(fake_feats, masks, strict=True)]
@@ -180,57 +154,55 @@ class TrainStep:
 
     def __call__(
         self,
-        b: dict[str, torch.Tensor],
+        b: Batch,
         gen: torch.Generator | None,
         z: torch.Tensor | None = None,
         step: int = 10**9,  # iterations done before this one (sets the EMA ramp)
     ) -> dict[str, torch.Tensor]:
         """One iteration on batch `b`; noise z is drawn from `gen` unless given."""
-        cfg, N = self.cfg, self.num_classes
-        B = b["char"].shape[0]
-        # Per-pixel weights shared by the D and G steps, computed once.
-        b = {
-            **b,
-            "weights": losses.class_balance_weights(b["label"], N) if cfg.loss.class_balancing else None,
-            "id_mask": identity_mask(b["label"], self.carries_identity),
-        }
-        z_dim = cfg.generator.z_dim
-        if z is None and z_dim:
-            z = torch.randn(B, z_dim, device=self.device, generator=gen)
-        pair = None  # mode seeking: the first half of the batch again, with other noise, in the same forward
-        if cfg.loss.lambda_ms > 0 and z is not None and B > 1:
-            h = B // 2
-            z2 = torch.randn(h, z_dim, device=self.device, generator=gen)
-            onehot, char = (torch.cat([t, t[:h]]) for t in (b["onehot"], b["char"]))
-            with self.amp:
-                both = self.G_train(onehot, char, torch.cat([z, z2]))
-            fake, pair = both[:B], (both[:h], both[B:], z[:h], z2)
-        else:
-            with self.amp:
-                fake = self.G_train(b["onehot"], b["char"], z)  # (B, 3, H, W)
+        lc, N = self.cfg.loss, self.num_classes
+        t = Targets(
+            weights=losses.class_balance_weights(b.label, N) if lc.class_balancing else None,
+            id_mask=identity_mask(b.label, self.carries_identity),
+        )
+        fake, pair = self._paint(b, gen, z)
 
         # D step on the detached fake; then the G step through the updated D (one G forward per iteration).
         self.D.requires_grad_(True)
         with self.amp:
-            d_terms = d_step_loss(self.D_train, b, fake.detach(), cfg, N, gen)
+            d_terms, real_features = d_step_loss(self.D_train, b, t, fake.detach(), lc, N, gen)
         self.opt_D.zero_grad(set_to_none=True)
         sum(d_terms.values()).backward()
         self.opt_D.step()
 
         self.D.requires_grad_(False)  # D's weights get no gradient from the G step
         with self.amp:
-            g_terms = g_step_loss(self.D_for_G, b, fake, cfg, self.vgg)
+            g_terms = g_step_loss(self.D_for_G, b, t, fake, lc, self.vgg, real_features)
         if pair is not None:
-            mask = None
-            if cfg.loss.ms_region == "background":
-                mask = ~b["id_mask"][: pair[0].shape[0]]  # pixels that carry no identity
-            g_terms["G_mode_seeking"] = cfg.loss.lambda_ms * losses.mode_seeking_loss(*pair, mask=mask)
+            mask = ~t.id_mask[: pair[0].shape[0]] if lc.ms_region == "background" else None
+            g_terms["G_mode_seeking"] = lc.lambda_ms * losses.mode_seeking_loss(*pair, mask=mask)
         self.opt_G.zero_grad(set_to_none=True)
         sum(g_terms.values()).backward()
         self.opt_G.step()
         if self.G_ema is not None:
-            update_ema(self.G_ema, self.G, ema_decay_at(step, cfg.ema_decay))
+            update_ema(self.G_ema, self.G, ema_decay_at(step, self.cfg.ema_decay))
         return {**d_terms, **g_terms}
+
+    def _paint(self, b: Batch, gen: torch.Generator | None, z: torch.Tensor | None):
+        """The G forward: (fake, None), or with mode seeking (fake, the pair it compares): the first half
+        of the batch painted again with other noise, in the same forward."""
+        B, z_dim = len(b), self.cfg.generator.z_dim
+        if z is None and z_dim:
+            z = torch.randn(B, z_dim, device=self.device, generator=gen)
+        if self.cfg.loss.lambda_ms > 0 and z is not None and B > 1:
+            h = B // 2
+            z2 = torch.randn(h, z_dim, device=self.device, generator=gen)
+            onehot, char = (torch.cat([x, x[:h]]) for x in (b.onehot, b.char))
+            with self.amp:
+                both = self.G_train(onehot, char, torch.cat([z, z2]))
+            return both[:B], (both[:h], both[B:], z[:h], z2)
+        with self.amp:
+            return self.G_train(b.onehot, b.char, z), None  # (B, 3, H, W)
 
 
 def build_train_step(cfg: TrainConfig, env: DistEnv, class_names: tuple[str, ...]) -> TrainStep:

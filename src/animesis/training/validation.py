@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -16,6 +15,7 @@ from animesis.metrics.assets import MetricUnavailable
 from animesis.metrics.features import stream_features
 from animesis.metrics.fid_kid import GaussianStats, frechet_distance
 from animesis.metrics.inception import load_inception
+from animesis.tensors import one_hot, to_uint8
 from animesis.training.distributed import DistEnv
 from animesis.training.step import autocast_context
 
@@ -52,12 +52,11 @@ def make_fid_validator(
         G.eval()
         fakes = []
         for batch in DataLoader(dataset, batch_size=16):
-            label = batch["label"].to(device).long()
-            onehot = F.one_hot(label, N).permute(0, 3, 1, 2).float()
+            onehot = one_hot(batch["label"].to(device), N)
             z = z_all[batch["index"]].to(device) if cfg.generator.z_dim else None
             with amp:
                 fake = G(onehot, batch["character"].to(device), z)
-            fakes.append(((fake.float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu())
+            fakes.append(to_uint8(fake).cpu())
         G.train(was_training)
         fake_all = torch.cat(fakes)
         feats = stream_features(lambda i: fake_all[i], n, net, device=device, progress=False, desc="val fake")

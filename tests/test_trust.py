@@ -1,0 +1,322 @@
+"""Faults a user can reach end in one line and exit code 2, never a traceback, and never lose work;
+a resume continues the saved run or refuses."""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from datagen import write_tiny_dataset
+
+from animesis import runs
+from animesis.cli import main, training_size
+from animesis.files import SaveError, ensure_writable_dir, write_text
+
+TINY = ["--preset", "tiny", "--crop_size", "32", "--gpu_ids", "-1", "--no_progress", "--freq_fid", "0"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "d", n_train=6, n_val=0, n_test=2)
+
+
+def train(data, ck, *extra, steps=2):
+    argv = ["train", "--name", "run", "--dataroot", str(data), "--checkpoints_dir", str(ck), *TINY]
+    return main([*argv, "--max_steps", str(steps), "--freq_save_latest", "2", "--freq_print", "2", *extra])
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("error:") or "error: argument" in line]
+    assert errors, err
+    assert not any("Traceback" in line for line in err)
+    return errors[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    ck = tmp_path_factory.mktemp("ck")
+    assert train(data, ck, "--freq_save_ckpt", "2", steps=4) == 0
+    return ck
+
+
+@pytest.mark.parametrize(
+    "flag, value, key",
+    [
+        ("--batch_size", "2", "batch_size"),
+        ("--seed", "7", "seed"),
+        ("--crop_size", "64", "image_size"),
+        ("--lr_g", "5e-4", "lr_g"),
+        ("--no_EMA", None, "use_ema"),
+    ],
+)
+def test_resume_refuses_a_change_it_cannot_honour(data, trained, tmp_path, capsys, flag, value, key):
+    before = (trained / "run" / "run.json").read_text()
+    extra = [flag] if value is None else [flag, value]
+    assert train(data, trained, "--continue_train", *extra, steps=6) == 2
+    line = one_error_line(capsys)
+    assert key in line and "saved" in line and "--name" in line
+    assert (trained / "run" / "run.json").read_text() == before  # nothing changed on disk
+    assert runs.read_pointer(trained / "run", "latest") == 4
+
+
+def test_resume_applies_safe_changes_and_keeps_a_history(data, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert train(data, ck, "--batch_size", "2", steps=2) == 0
+    # Flags left out keep their saved values (batch size 2); more steps and another print frequency apply.
+    assert train(data, ck, "--continue_train", "--freq_print", "1", steps=4) == 0
+    out = capsys.readouterr().out
+    assert "resume: changed max_steps: 2 -> 4" in out and "freq_print: 2 -> 1" in out
+    saved = json.loads((ck / "run" / "run.json").read_text())
+    assert saved["batch_size"] == 2 and saved["max_steps"] == 4
+    history = [json.loads(line) for line in (ck / "run" / "history.jsonl").read_text().splitlines()]
+    assert [h["event"] for h in history] == ["start", "resume"]
+    assert history[1]["step"] == 2 and any("max_steps" in c for c in history[1]["changes"])
+    state = json.loads((ck / "run" / "models" / "4" / "training_state.json").read_text())
+    assert state["batch_size"] == 2
+
+
+def test_resuming_before_later_checkpoints_is_refused(data, trained, capsys):
+    assert runs.list_checkpoints(trained / "run") == [2, 4]
+    assert train(data, trained, "--continue_train", "--which_iter", "2", steps=6) == 2
+    line = one_error_line(capsys)
+    assert "later checkpoints (4)" in line and "--name NEW" in line
+    assert runs.list_checkpoints(trained / "run") == [2, 4]
+
+
+def test_a_second_run_with_the_same_name_is_refused(data, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    (ck / "run").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": holder.pid, "host": socket.gethostname(), "since": "now"}
+        (ck / "run" / "lock").write_text(json.dumps(lock))
+        assert train(data, ck, steps=2) == 2
+        assert f"PID {holder.pid}" in one_error_line(capsys)
+        assert runs.list_checkpoints(ck / "run") == []
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder is gone: its lock is stale and the next run takes it over, then releases it.
+    assert train(data, ck, steps=2) == 0
+    assert "taking over the lock" in capsys.readouterr().err
+    assert not (ck / "run" / "lock").exists() and runs.list_checkpoints(ck / "run") == [2]
+
+
+def test_damaged_resume_state_is_one_line(data, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert train(data, ck, steps=2) == 0
+    folder = ck / "run" / "models" / "2"
+    state = folder / "training_state.json"
+    good = state.read_text()
+    state.write_text("{ not json")
+    assert train(data, ck, "--continue_train", steps=4) == 2
+    assert "training_state.json" in one_error_line(capsys)
+    state.write_text(good)
+    tensors = folder / "training_state.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    assert train(data, ck, "--continue_train", steps=4) == 2
+    assert "training_state.safetensors" in one_error_line(capsys)
+
+
+def test_a_missing_latest_pointer_falls_back_to_the_newest_checkpoint(data, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert train(data, ck, "--freq_save_ckpt", "2", steps=4) == 0
+    (ck / "run" / "models" / "latest.txt").unlink()
+    assert runs.resolve_checkpoint(ck / "run", "latest").name == "4"
+    assert "latest.txt is missing: using the newest checkpoint, 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--name", "x", "--dataroot", "d", "--batch_size", "0"], "--batch_size"),
+        (["train", "--name", "x", "--dataroot", "d", "--seed", "99999999999999999999999"], "--seed"),
+        (["train", "--name", "x", "--dataroot", "d", "--lr_g", "-1"], "--lr_g"),
+        (["generate", "--label", "l.png", "--character", "0", "--out", "o", "--n", "0"], "--n"),
+        (["dataset", "synth", "--out", "o", "--size", "-3"], "--size"),
+    ],
+)
+def test_bad_numbers_are_refused_by_the_parser(argv, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert words in one_error_line(capsys)
+
+
+def test_output_paths_are_checked_before_the_work(data, trained, tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("mine")
+    label = next((data / "test_label").iterdir())
+    gen = ["generate", "--checkpoint", str(trained / "run"), "--label", str(label), "--character", "0"]
+    assert main([*gen, "--out", str(a_file)]) == 2
+    assert "output folder must be a folder" in one_error_line(capsys)
+    assert a_file.read_text() == "mine"
+    assert main([*gen, "--out", str(tmp_path / "o"), "--device", "cuda"]) == 2  # no GPU here
+    assert "--device cuda" in one_error_line(capsys)
+    test = [
+        "test",
+        "--name",
+        "run",
+        "--dataroot",
+        str(data),
+        "--checkpoints_dir",
+        str(trained),
+        "--gpu_ids",
+        "-1",
+    ]
+    assert main([*test, "--results_dir", str(a_file)]) == 2
+    assert "results folder" in one_error_line(capsys)
+
+
+def test_generate_paints_in_batches_with_the_same_pictures(data, trained, tmp_path):
+    label = next((data / "test_label").iterdir())
+    gen = [
+        "generate",
+        "--checkpoint",
+        str(trained / "run"),
+        "--label",
+        str(label),
+        "--character",
+        "1",
+        "--n",
+        "5",
+    ]
+    assert main([*gen, "--out", str(tmp_path / "a"), "--batch_size", "2"]) == 0
+    assert main([*gen, "--out", str(tmp_path / "b"), "--batch_size", "16"]) == 0
+    a = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert len(a) == 5 and a == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in a:  # the batch size changes nothing in the pictures
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_files_follow_the_umask_and_failures_keep_the_old_file(tmp_path, monkeypatch):
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "x.txt"
+        write_text(target, "one")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(SaveError, match="no space left"):
+        write_text(target, "two")
+    monkeypatch.undo()
+    assert target.read_text() == "one" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+    with pytest.raises(SaveError, match="must be a folder"):
+        ensure_writable_dir(target, "output folder")
+
+
+def test_version_and_help_show_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("animesis ")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: 0.0001)" in text and "(default: 42)" in text
+
+
+# --- non-square pictures (OASIS's --crop_size / --aspect_ratio) --------------------------------------
+
+
+def test_crop_size_is_the_width():
+    assert training_size(512, 2.0, 6) == (256, 512)  # OASIS's Cityscapes setting
+    assert training_size(128, 4 / 3, 4) == (96, 128)
+    assert training_size(128, 1.0, 4) == (128, 128)
+    h, w = training_size(64, 1.7, 4)
+    assert w == 64 and h % 8 == 0 and abs(w / h - 1.7) < 0.3
+
+
+def test_a_4_by_3_dataset_trains_resumes_and_paints_its_shape(tmp_path, capsys):
+    data = write_tiny_dataset(tmp_path / "d43", n_train=4, n_val=0, n_test=2, size=(24, 32))
+    ck, res = tmp_path / "ck", tmp_path / "res"
+    base = ["train", "--name", "r", "--dataroot", str(data), "--checkpoints_dir", str(ck), "--preset", "tiny",
+            "--gpu_ids", "-1", "--no_progress", "--freq_fid", "0", "--freq_print", "2", "--freq_save_latest", "2"]  # fmt: skip
+    assert main([*base, "--crop_size", "32", "--max_steps", "2"]) == 0
+    assert "squashed" in capsys.readouterr().err  # 32x24 pictures trained square without --aspect_ratio
+    ck.rename(tmp_path / "square")
+    assert main([*base, "--crop_size", "32", "--aspect_ratio", "1.3333", "--max_steps", "2"]) == 0
+    out = capsys.readouterr()
+    assert "training at 32x24" in out.out and "squashed" not in out.err
+    assert main([*base, "--continue_train", "--max_steps", "4"]) == 0  # the saved size is kept
+    assert runs.read_pointer(ck / "r", "latest") == 4
+    test = ["test", "--name", "r", "--dataroot", str(data), "--checkpoints_dir", str(ck), "--gpu_ids", "-1",
+            "--ckpt_iter", "latest", "--results_dir", str(res)]  # fmt: skip
+    assert main(test) == 0
+    from PIL import Image
+
+    pictures = list((res / "r" / "latest" / "image").iterdir())
+    assert pictures and all(Image.open(p).size == (32, 24) for p in pictures)
+    label = next((data / "test_label").iterdir())
+    gen = ["generate", "--checkpoint", str(ck / "r"), "--label", str(label), "--character", "0", "--n", "1"]
+    assert main([*gen, "--out", str(tmp_path / "g")]) == 0
+    assert Image.open(next((tmp_path / "g").iterdir())).size == (32, 24)
+
+
+def test_an_exif_rotation_is_reported(tmp_path):
+    from PIL import Image
+
+    from animesis.data.layout import check_dataset
+
+    data = write_tiny_dataset(tmp_path / "d", n_train=3, n_val=0, n_test=0)
+    picture = sorted((data / "train_img").iterdir())[0]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    Image.open(picture).save(picture, exif=exif)
+    report = check_dataset(data, workers=1)
+    assert report.ok
+    assert [w.code for w in report.warnings if w.path == picture] == ["exif-orientation"]
+
+
+def test_examples_are_written_and_never_overwritten_silently(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from animesis.data.palette import DEFAULT_PALETTE
+
+    assert main(["examples", "--out", str(tmp_path)]) == 0
+    maps = sorted(tmp_path.glob("*.png"))
+    assert len(maps) >= 3 and "blank.png" in [p.name for p in maps]
+    for path in maps:
+        values = np.asarray(Image.open(path))
+        assert values.ndim == 2 and values.max() < DEFAULT_PALETTE.num_classes and len(np.unique(values)) > 3
+    maps[0].write_bytes(b"mine")
+    assert main(["examples", "--out", str(tmp_path)]) == 2
+    assert "--force" in one_error_line(capsys) and maps[0].read_bytes() == b"mine"
+    assert main(["examples", "--out", str(tmp_path), "--force"]) == 0 and maps[0].read_bytes() != b"mine"
+
+
+def test_names_pair_across_unicode_normal_forms(tmp_path):
+    import unicodedata
+
+    from animesis.data.layout import check_dataset
+
+    data = write_tiny_dataset(tmp_path / "d", n_train=3, n_val=0, n_test=0, edges=False)
+    img = sorted((data / "train_img").iterdir())[0]
+    nfc = unicodedata.normalize("NFC", "café")
+    img.rename(img.with_name(unicodedata.normalize("NFD", "café") + img.suffix))  # as macOS stores it
+    lab = data / "train_label" / img.name
+    lab.rename(lab.with_name(nfc + lab.suffix))
+    lines = (data / "class.txt").read_text().splitlines()
+    (data / "class.txt").write_text("\n".join(line.replace(img.stem, nfc) for line in lines) + "\n")
+    report = check_dataset(data, workers=1)
+    assert report.ok, report.format_errors()
+    assert len(report.info.splits["train"]) == 3
+
+
+def test_an_empty_class_file_is_one_error(tmp_path):
+    from animesis.data.layout import check_dataset
+
+    data = write_tiny_dataset(tmp_path / "d", n_train=3, n_val=0, n_test=2)
+    (data / "class.txt").write_text("\n\n")
+    report = check_dataset(data, workers=1)
+    assert [e.code for e in report.errors] == ["class-empty"]
