@@ -105,3 +105,14 @@ def test_pointers_keep_and_cleanup(tmp_path):
         runs.resolve_checkpoint(tmp_path / "other", "latest")
     with pytest.raises(ModelLoadError, match="must be 'latest'"):
         runs.resolve_checkpoint(tmp_path, "newest")
+
+
+def test_a_save_killed_before_its_pointer_moved_resumes_from_its_folder(tmp_path, capsys):
+    m = make()
+    save(tmp_path, 5, m, keep=True)
+    save(tmp_path, 10, m)
+    runs.write_pointer(
+        tmp_path, "latest", 5
+    )  # as a kill between the folder's rename and the pointer leaves it
+    assert runs.resolve_checkpoint(tmp_path, "latest").name == "10"
+    assert "latest.txt says 5: using the newest checkpoint, 10" in capsys.readouterr().err

@@ -62,26 +62,29 @@ def _available(run_dir: Path) -> str:
 def resolve_checkpoint(run_dir: Path, which: str | int) -> Path:
     """'latest', 'best' or an iteration number -> that checkpoint folder, or a one-line error.
 
-    A run whose latest.txt is gone (deleted by hand, or a copy without it) falls back to its newest
-    complete checkpoint, and says so.
+    'latest' is the newest complete checkpoint: when latest.txt is gone (deleted by hand, a copy
+    without it) or behind a newer complete folder (a save killed before its pointer moved, a snapshot
+    kept only for 'best'), the newest folder is used, with a note.
     """
     run_dir, which = Path(run_dir), str(which)
     if which in POINTERS:
         step = read_pointer(run_dir, which)
-        if step is None:
-            saved = list_checkpoints(run_dir)
-            if which == "latest" and saved:
-                print(f"note: {models_dir(run_dir)}/latest.txt is missing: using the newest checkpoint, "
-                      f"{saved[-1]}", file=sys.stderr)  # fmt: skip
-                step = saved[-1]
-            elif which == "best" and saved:
+        saved = list_checkpoints(run_dir)
+        if which == "latest" and saved and (step is None or step < saved[-1]):
+            # A complete folder newer than the pointer: a save killed between renaming its folder into
+            # place and moving latest.txt, or a snapshot taken only for 'best'. Both hold the full state.
+            why = "is missing" if step is None else f"says {step}"
+            print(f"note: {models_dir(run_dir)}/latest.txt {why}: using the newest checkpoint, {saved[-1]}",
+                  file=sys.stderr)  # fmt: skip
+            step = saved[-1]
+        elif step is None:
+            if which == "best" and saved:
                 raise ModelLoadError(
                     f"{run_dir}: no 'best' checkpoint (the run had no validation FID); saved: {_available(run_dir)}"
                 )
-            else:
-                raise ModelLoadError(
-                    f"{run_dir}: no {which!r} checkpoint: nothing saved yet in {models_dir(run_dir)}"
-                )
+            raise ModelLoadError(
+                f"{run_dir}: no {which!r} checkpoint: nothing saved yet in {models_dir(run_dir)}"
+            )
     elif which.isdigit():
         step = int(which)
     else:

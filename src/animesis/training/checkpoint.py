@@ -126,10 +126,17 @@ def _clean(root: Path) -> None:
     """Remove folders nothing points at and nobody asked to keep, and stale temporaries."""
     live = {read_pointer(root.parent, n) for n in POINTERS}
     for p in root.iterdir():
-        if (p.name.startswith(".tmp-") and not p.name.endswith(f"-{os.getpid()}")) or (
-            p.name.isdigit() and int(p.name) not in live and not (p / KEEP_MARKER).exists()
-        ):
+        if p.name.startswith(".tmp-") and not p.name.endswith(f"-{os.getpid()}"):
             shutil.rmtree(p, ignore_errors=True)
+        elif p.name.isdigit() and int(p.name) not in live and not (p / KEEP_MARKER).exists():
+            # Renamed first: a kill halfway through the deletion must not leave a folder that still
+            # looks complete under its iteration's name.
+            doomed = root / f".tmp-old-{p.name}-{os.getpid()}"
+            try:
+                os.replace(p, doomed)
+            except OSError:
+                continue
+            shutil.rmtree(doomed, ignore_errors=True)
 
 
 def load_training_state(
