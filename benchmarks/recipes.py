@@ -169,7 +169,11 @@ def main() -> None:
     ap.add_argument("--checkpoints_dir", default="checkpoints/recipes")
     ap.add_argument("--out", default="results/recipes.json")
     ap.add_argument("--reuse", action="store_true", help="keep runs whose report exists already")
+    ap.add_argument("--merge", nargs="+", default=None, help="only merge these outputs into --out")
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, Path(args.out))
+        return
 
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.exists() else {}
@@ -232,19 +236,50 @@ def main() -> None:
                 json.dumps(results, indent=2) + "\n"
             )  # after every run: an interruption keeps them
 
+    results["summary"] = summarise(results["runs"])
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: results[k] for k in ("date", "machine", "calibration", "summary")}, indent=2))
+    print(table(results["summary"]))
+
+
+def summarise(runs: dict) -> dict:
+    """Mean and spread over seeds of every recipe's figures."""
     summary = {}
-    for recipe in {r["recipe"] for r in results["runs"].values()}:
-        runs = [r for r in results["runs"].values() if r["recipe"] == recipe]
-        row = {"seeds": sorted(r["seed"] for r in runs), "steps": runs[0]["steps"]}
-        row["train_seconds"] = spread([r["train_seconds"] for r in runs])
-        for k in SUMMARY:
-            values = [r["metrics"][k] for r in runs if isinstance(r["metrics"].get(k), int | float)]
+    for recipe in sorted({r["recipe"] for r in runs.values()}):
+        mine = [r for r in runs.values() if r["recipe"] == recipe]
+        row = {"seeds": sorted(r["seed"] for r in mine), "steps": mine[0]["steps"]}
+        row["train_seconds"] = spread([r["train_seconds"] for r in mine])
+        for k in (*SUMMARY, "fid_real", "lpips_diversity_real"):
+            values = [r["metrics"][k] for r in mine if isinstance(r["metrics"].get(k), int | float)]
             if values:
                 row[k] = spread(values)
         summary[recipe] = row
-    results["summary"] = summary
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: results[k] for k in ("date", "machine", "calibration", "summary")}, indent=2))
+    return summary
+
+
+def table(summary: dict) -> str:
+    """The summary as a Markdown table: mean (min..max) over seeds."""
+    cols = ("fid", "kid_x100", "identity_accuracy", "identity_accuracy_every_character", "colour_error", "miou",
+            "lpips_diversity", "lpips_paired")  # fmt: skip
+    lines = ["| recipe | seeds | steps | " + " | ".join(cols) + " |", "|---" * (len(cols) + 3) + "|"]
+    for recipe, row in summary.items():
+        cells = []
+        for k in cols:
+            v = row.get(k)
+            cells.append("—" if v is None else f"{v['mean']:.4g} ({v['min']:.4g}..{v['max']:.4g})")
+        lines.append(f"| {recipe} | {len(row['seeds'])} | {row['steps']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def merge(paths: list[str], out: Path) -> None:
+    """Runs from several outputs (e.g. one per seed, run side by side) into one, with the summary."""
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    merged = {k: docs[0][k] for k in ("date", "machine", "calibration") if k in docs[0]}
+    merged["runs"] = {k: v for d in docs for k, v in d.get("runs", {}).items()}
+    merged["summary"] = summarise(merged["runs"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(merged, indent=2) + "\n")
+    print(table(merged["summary"]))
 
 
 if __name__ == "__main__":

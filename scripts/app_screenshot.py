@@ -1,6 +1,6 @@
 """A screenshot of `animesis paint` for the README: the app on a trained checkpoint, started from an example.
 
-  python scripts/app_screenshot.py --checkpoint checkpoints/NAME --out docs/images/app.png
+python scripts/app_screenshot.py --checkpoint checkpoints/NAME --out docs/images/app.png
 """
 
 from __future__ import annotations
@@ -19,7 +19,18 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 
 def start_app(checkpoint: str, which: str) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "animesis", "paint", "--checkpoint", checkpoint, "--iter", which, "--port", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "animesis",
+        "paint",
+        "--checkpoint",
+        checkpoint,
+        "--iter",
+        which,
+        "--port",
+        "0",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = re.search(r"http://127\.0\.0\.1:\d+/", proc.stdout.readline())
     if not url:
@@ -41,7 +52,7 @@ def main() -> None:
     options.binary_location = "/usr/bin/chromium"
     profile = tempfile.mkdtemp()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--window-size=1400,950", f"--user-data-dir={profile}"):  # fmt: skip
+                "--disable-component-update", "--no-first-run", "--window-size=1300,1000", f"--user-data-dir={profile}"):  # fmt: skip
         options.add_argument(arg)
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
@@ -54,6 +65,8 @@ def main() -> None:
         time.sleep(1.0)
         WebDriverWait(d, 60).until(lambda d: d.execute_script("return document.body.dataset.busy === '0'"))
         time.sleep(1.5)  # the variations strip follows the picture
+        d.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.3)
         d.save_screenshot(args.out)
         print(args.out)
     finally:
