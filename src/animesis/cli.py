@@ -147,6 +147,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:
+    # Long by nature: one declaration per seed/OASIS flag, read top to bottom like the seed's options.
     p = sub.add_parser("train", help="train a model (the seed's train.py flags)")
     _add_data_flags(p, required=True)
     _add_model_flags(p)
@@ -275,6 +276,70 @@ def _examples_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _annotate_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "annotate", help="draft label maps for new pictures with a segmenter learnt from a dataset"
+    )
+    p.add_argument(
+        "--dataroot", required=True, help="dataset whose labelled train pictures teach the segmenter"
+    )
+    p.add_argument("--class_dir", default=None)
+    p.add_argument("--images", required=True, help="folder of pictures to draft label maps for")
+    p.add_argument("--out", default=None, help="output folder: label/, preview/, confidence/, drafts.json")
+    p.add_argument("--into", default=None, help="add the pictures and their drafts to this dataset instead")
+    p.add_argument(
+        "--split",
+        choices=["train", "val", "test"],
+        default=None,
+        help="with --into: the split that gets them",
+    )
+    p.add_argument(
+        "--character", type=non_negative_int, default=None, help="with --into: the pictures' character id"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace earlier drafts, or pictures of the same name"
+    )
+    p.add_argument(
+        "--train_pictures",
+        type=positive_int,
+        default=None,
+        help="labelled training pictures to learn from (all)",
+    )
+    p.add_argument(
+        "--resolution", type=positive_int, default=None, help="segmenter size (pictures' size, <= 128)"
+    )
+    p.add_argument("--epochs", type=positive_int, default=None)
+    p.add_argument(
+        "--retrain", action="store_true", help="train the segmenter again even if the cached one is valid"
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--workers", type=non_negative_int, default=None)
+    p.add_argument("--no_progress", action="store_true")
+    return p
+
+
+def _add_character_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("add-character", help="add a character to a trained model from 1 to 10 pictures")
+    p.add_argument("--checkpoint", required=True, help="checkpoints/NAME or a model folder (only read)")
+    p.add_argument("--iter", default="latest", help="latest | best | iteration")
+    p.add_argument("--images", required=True, help="folder of 1 to 10 pictures of the new character")
+    p.add_argument("--labels", default=None, help="their label maps, named like them (default: drafted)")
+    p.add_argument("--dataroot", default=None, help="dataset whose segmenter drafts missing maps (the run's)")
+    p.add_argument("--name", required=True, help="the new character's name")
+    p.add_argument("--out", required=True, help="the new model folder")
+    p.add_argument("--steps", type=positive_int, default=300, help="fitting steps")
+    p.add_argument("--lr", type=positive_float, default=0.2, help="fitting learning rate (Adam)")
+    p.add_argument(
+        "--lambda_vgg", type=non_negative_float, default=0.0, help="weight of a VGG16 feature term"
+    )
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--force", action="store_true", help="replace an existing model folder at --out")
+    p.add_argument("--no_progress", action="store_true")
+    return p
+
+
 def _export_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write the generator as one ONNX file (onnxruntime and other runtimes)")
     p.add_argument("--onnx", required=True, help="output .onnx file")
@@ -291,6 +356,7 @@ def _add_paint_speed_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Long by nature: the command table, one declaration per flag of the small commands.
     parser = _Parser(
         prog="animesis",
         description="Paint a chosen anime character from a label map (where hair, eyes, skin and clothes "
@@ -304,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     _generate_parser(sub)
     _paint_parser(sub)
     _examples_parser(sub)
+    _annotate_parser(sub)
+    _add_character_parser(sub)
     _export_parser(sub)
     ds = sub.add_parser("dataset", help="check a dataset or draw the built-in one").add_subparsers(
         dest="dataset_command", required=True
@@ -770,6 +838,54 @@ def cmd_examples(args) -> int:
     return run_examples(ExamplesArgs(Path(args.out), args.force))
 
 
+def cmd_annotate(args) -> int:
+    from animesis.commands.annotate import AnnotateArgs, run_annotate
+
+    return run_annotate(
+        AnnotateArgs(
+            dataroot=Path(args.dataroot),
+            images=Path(args.images),
+            out=Path(args.out) if args.out else None,
+            into=Path(args.into) if args.into else None,
+            split=args.split,
+            character=args.character,
+            force=args.force,
+            class_dir=Path(args.class_dir) if args.class_dir else None,
+            train_pictures=args.train_pictures,
+            resolution=args.resolution,
+            epochs=args.epochs,
+            retrain=args.retrain,
+            device=args.device,
+            seed=args.seed,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+    )
+
+
+def cmd_add_character(args) -> int:
+    from animesis.commands.add_character import AddCharacterArgs, run_add_character
+
+    return run_add_character(
+        AddCharacterArgs(
+            checkpoint=Path(args.checkpoint),
+            images=Path(args.images),
+            name=args.name,
+            out=Path(args.out),
+            iter=str(args.iter),
+            labels=Path(args.labels) if args.labels else None,
+            dataroot=Path(args.dataroot) if args.dataroot else None,
+            steps=args.steps,
+            lr=args.lr,
+            lambda_vgg=args.lambda_vgg,
+            seed=args.seed,
+            device=args.device,
+            force=args.force,
+            progress=not args.no_progress,
+        )
+    )
+
+
 def cmd_export(args) -> int:
     from animesis.commands.export import ExportArgs, run_export
 
@@ -860,6 +976,8 @@ COMMANDS = {
     "generate": cmd_generate,
     "paint": cmd_paint,
     "examples": cmd_examples,
+    "annotate": cmd_annotate,
+    "add-character": cmd_add_character,
     "export": cmd_export,
     "dataset": cmd_dataset,
     "eval": cmd_eval,

@@ -335,6 +335,7 @@ def _sample_pose(rng: np.random.Generator) -> _Pose:
 
 
 def _background(rng: np.random.Generator, mats: _Materials, cv: _Canvas) -> None:
+    # Long by nature: one drawing step after another, in painting order.
     """Flat, gradient, stripes, dots or checks, in colours of its own."""
     hue, sat, val = float(rng.random()), float(rng.uniform(0.08, 0.45)), float(rng.uniform(0.55, 0.97))
     base = hsv(hue, sat, val)
@@ -654,6 +655,7 @@ def _eye(p: _Pose, cv: _Canvas, side: float, state: str, ink: dict[str, int]) ->
 
 
 def _features(ch: Character, p: _Pose, mats: _Materials, cv: _Canvas) -> None:
+    # Long by nature: one drawing step after another, in painting order.
     """Eyes, nose and mouth."""
     iris = ch.eyes
     ink = {
