@@ -320,3 +320,32 @@ def test_an_empty_class_file_is_one_error(tmp_path):
     (data / "class.txt").write_text("\n\n")
     report = check_dataset(data, workers=1)
     assert [e.code for e in report.errors] == ["class-empty"]
+
+
+def test_the_built_in_model_paints_without_a_checkpoint(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from animesis.inference import Painter
+
+    painter = Painter.load_default(device="cpu")
+    assert painter.num_characters == 9
+    assert main(["examples", "--out", str(tmp_path / "maps")]) == 0
+    label = tmp_path / "maps" / "face-1.png"
+    assert (
+        main(
+            ["generate", "--label", str(label), "--character", "0", "--n", "1", "--out", str(tmp_path / "a")]
+        )
+        == 0
+    )
+    assert (
+        main(
+            ["generate", "--label", str(label), "--character", "4", "--n", "1", "--out", str(tmp_path / "b")]
+        )
+        == 0
+    )
+    a = np.asarray(Image.open(next((tmp_path / "a").iterdir())))
+    b = np.asarray(Image.open(next((tmp_path / "b").iterdir())))
+    assert (
+        a.shape == (*painter.card.image_size, 3) and np.abs(a.astype(int) - b).mean() > 5
+    )  # characters differ
