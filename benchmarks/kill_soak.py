@@ -37,6 +37,7 @@ import torch
 from safetensors.torch import load_file
 
 from animesis.errors import UserError
+from animesis.runs import pid_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "soak"
@@ -408,16 +409,6 @@ def identical_weights(a: Path, b: Path) -> tuple[bool, list[str]]:
 def restart_args(run_dir: Path) -> list[str]:
     """--continue_train once a checkpoint exists; a run killed before its first save starts afresh."""
     return ["--continue_train"] if complete_steps(run_dir) else []
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def recovery(run_dir: Path, stderr: str) -> list[str] | None:

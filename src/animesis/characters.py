@@ -50,11 +50,11 @@ from animesis.data.check import read_label
 from animesis.data.layout import load_dataset
 from animesis.device import resolve_device
 from animesis.errors import UserError
+from animesis.inference import find_model_folder
 from animesis.losses import perceptual_loss
 from animesis.metrics.assets import MetricUnavailable
 from animesis.metrics.lpips import load_lpips
 from animesis.models.pretrained import ModelCard, from_pretrained, save_pretrained
-from animesis.runs import resolve_checkpoint
 from animesis.training.step import vgg_taps
 
 CONFIG = "config.json"
@@ -68,12 +68,7 @@ MAX_PICTURES = 10  # the range it is made for; more are used, with a note
 
 def source_folder(checkpoint: Path, which: str = "latest") -> Path:
     """A model folder itself, or a run folder (checkpoints/NAME) plus 'latest' | 'best' | iteration."""
-    path = Path(checkpoint)
-    if (path / CONFIG).exists():
-        return path
-    if not path.exists():
-        raise UserError(f"{path}: no such checkpoint folder")
-    return resolve_checkpoint(path, which)
+    return find_model_folder(checkpoint, which)
 
 
 def _check_table(config: Path) -> None:

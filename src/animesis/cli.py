@@ -4,6 +4,7 @@ translated here, once, into typed configs and typed command arguments."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -729,9 +730,10 @@ def _resolve_resume(cfg: TrainConfig, argv: list[str]) -> tuple[TrainConfig, lis
                 f"{cfg.run_dir}: the checkpoint's model differs from these flags:\n"
                 f"  checkpoint: {to_dict(card.generator)}\n  flags:      {to_dict(cfg.generator)}"
             )
-        return cfg, []
+        return dataclasses.replace(cfg, which_iter=folder.name), []
     merged, changes = merge(saved, cfg, asked_keys(argv, cfg))
-    return merged, changes
+    # The resolved iteration, so the loop loads exactly this folder (and any fallback note prints once).
+    return dataclasses.replace(merged, which_iter=folder.name), changes
 
 
 def _warn_if_squashed(args, info, cfg: TrainConfig) -> None:

@@ -108,7 +108,8 @@ def best_or_latest(run_dir: Path, which: str) -> str:
 # --- the lock ----------------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host runs under `pid` (another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -149,7 +150,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     if not _try_create(path, record):
         held = _read_lock(path)
         pid, host = held.get("pid"), held.get("host")
-        if host == record["host"] and isinstance(pid, int) and not _pid_alive(pid):
+        if host == record["host"] and isinstance(pid, int) and not pid_alive(pid):
             print(f"note: {path}: taking over the lock of a run that ended without releasing it (PID {pid})",
                   file=sys.stderr)  # fmt: skip
             path.unlink(missing_ok=True)
