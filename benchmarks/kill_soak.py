@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -131,13 +132,18 @@ def saved(run_dir: Path) -> int:
     return steps[-1] if steps else 0
 
 
+SAVE_TMP = re.compile(r"\.tmp-(\d+)-(\d+)")
+
+
 def temporaries(run_dir: Path, pid: int | None = None) -> list[str]:
-    """Checkpoint folders being written (by `pid`, or by anyone)."""
+    """Checkpoint folders being written (by `pid`, or by anyone): `.tmp-<step>-<pid>`. Folders renamed
+    for deletion (`.tmp-old-...`) are clean-up, not a save."""
     try:
         names = os.listdir(models(run_dir))
     except FileNotFoundError:
         return []
-    return [n for n in names if n.startswith(".tmp-") and (pid is None or n.endswith(f"-{pid}"))]
+    writing = [n for n in names if SAVE_TMP.fullmatch(n)]
+    return [n for n in writing if pid is None or n.endswith(f"-{pid}")]
 
 
 def pointer_lags(run_dir: Path) -> bool:
