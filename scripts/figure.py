@@ -1,6 +1,10 @@
 """Draw the README figure: a few test maps, each beside its real picture and painted as every character.
 
 python scripts/figure.py --checkpoint checkpoints/synth_small --iter best --dataroot datasets/Synth64 --out docs/images/paint.png
+
+With --noise S, each map takes S rows, one per noise sample (the same noise across a row): a grid of
+maps x characters x noise, to see what the noise varies (it should be background and light, not the
+character).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ def main() -> None:
     ap.add_argument("--dataroot", required=True)
     ap.add_argument("--maps", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noise", type=int, default=1, help="noise samples per map (rows per map)")
     ap.add_argument("--tile", type=int, default=96, help="pixels per tile in the figure")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -35,15 +40,24 @@ def main() -> None:
     wanted = [j * K // args.maps for j in range(args.maps)]
     picks = [next(s for s in samples if s.character == c) for c in wanted]
     ds = SegmentationDataset(picks, info.palette, painter.card.image_size)
-    z = painter.noise(1, args.seed)  # one noise for every tile: only the map and character change
-    z = z.expand(K, -1) if z is not None else None
+    # One noise per row, shared by its tiles: along a row only the character changes.
+    noises = painter.noise(args.noise, args.seed)
+    blank = np.full((args.tile, args.tile, 3), 255, np.uint8)
     rows = []
     for i in range(len(ds)):
         item = ds[i]
         label = item["label"].numpy()
-        painted = painter.paint(np.repeat(label[None], K, 0), torch.arange(K), z)
-        tiles = [painter.colorize(label), item["image"].permute(1, 2, 0).numpy(), *painted]
-        rows.append(np.concatenate([_tile(t, args.tile) for t in tiles], axis=1))
+        for j in range(args.noise):
+            z = noises[j : j + 1].expand(K, -1) if noises is not None else None
+            painted = painter.paint(np.repeat(label[None], K, 0), torch.arange(K), z)
+            if j == 0:  # the map and its real picture head the map's first row
+                head = [
+                    _tile(t, args.tile)
+                    for t in (painter.colorize(label), item["image"].permute(1, 2, 0).numpy())
+                ]
+            else:
+                head = [blank, blank]
+            rows.append(np.concatenate([*head, *(_tile(t, args.tile) for t in painted)], axis=1))
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.out)
     print(args.out)
 

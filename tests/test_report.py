@@ -186,3 +186,28 @@ def test_judges_command_trains_once_then_reuses(tmp_path, capsys):
     assert first["character"]["epochs"] == 1 and (root / "judges" / "segment" / "model.safetensors").exists()
     assert main_judges(root, None, "cpu", 1, 0, False) == 0
     assert "already trained" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not has(INCEPTION), reason="needs the Inception weights (scripts/setup.sh fetches them)")
+def test_real_picture_scores_are_kept_until_a_picture_changes(evaluated, tmp_path):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    info, first = evaluated  # scored afresh, and kept in DATAROOT/references
+    assert first["details"]["real_references"]["from_cache"] == []
+    root = shutil.copytree(info.root, tmp_path / "data")
+    write_run(tmp_path / "run", step=7)
+    again = evaluate_checkpoint(tmp_path / "run", 7, load_dataset(root), seed=1, **EVAL)
+    assert again["details"]["real_references"]["from_cache"] == ["inception_test_32x32_n6"]
+    for key in ("fid", "kid_x100", "lpips_paired", "identity_accuracy_real"):
+        assert again["metrics"][key] == pytest.approx(first["metrics"][key], rel=1e-6), key
+
+    # An edited picture is scored again, not read from the cache.
+    picture = info.splits["test"][0].image
+    picture = root / picture.relative_to(info.root)
+    Image.fromarray(np.asarray(Image.open(picture).convert("RGB"))[:, ::-1].copy()).save(picture)
+    edited = evaluate_checkpoint(tmp_path / "run", 7, load_dataset(root), seed=1, **EVAL)
+    assert edited["details"]["real_references"]["from_cache"] == []
+    assert edited["metrics"]["fid"] != pytest.approx(first["metrics"]["fid"], rel=1e-6)

@@ -408,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["test", "val"], default="test")
     e.add_argument("--seed", type=seed_int, default=0)
     e.add_argument("--batch_size", type=positive_int, default=16)
+    e.add_argument(
+        "--no_reference_cache",
+        action="store_true",
+        help="score the real pictures afresh instead of reusing DATAROOT/references",
+    )
     e.add_argument("--device", default="auto")
     e.add_argument("--json", default=None, help="also write the results as JSON here")
     e.add_argument(
@@ -941,6 +946,7 @@ def cmd_eval(args) -> int:
             every_character_maps=args.every_character_maps,
             n_diversity_maps=args.n_diversity_maps,
             samples_per_map=args.samples_per_map,
+            reference_cache=not args.no_reference_cache,
         )
     if not (args.real and args.fake):
         raise UsageError("eval needs --real DIR --fake DIR, or --name NAME --dataroot DIR")

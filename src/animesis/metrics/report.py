@@ -46,6 +46,7 @@ from animesis.metrics.judges import (
     train_judges,
 )
 from animesis.metrics.lpips import load_lpips, mean_and_std, pair_diversity
+from animesis.metrics.references import ReferenceCache, pictures_key
 from animesis.runs import best_or_latest
 from animesis.tensors import to_signed
 
@@ -89,6 +90,7 @@ class Networks:
     judges: Judges | None
     colours: CastColours | None
     missing: dict[str, str]  # network -> reason
+    lpips_net: str = "alex"
 
     @classmethod
     def load(cls, info: DatasetInfo, device: torch.device, lpips_net: str = "alex") -> Networks:
@@ -109,6 +111,7 @@ class Networks:
                 "colours", lambda: load_cast_colours(info.root, info.palette, info.num_characters)
             ),
             missing=missing,
+            lpips_net=lpips_net,
         )
 
 
@@ -121,6 +124,7 @@ class ImageScorer:
     num_characters: int
     device: torch.device
     feats_real: list[torch.Tensor] = field(default_factory=list)
+    real_features_known: bool = False  # feats_real already holds the split's (from the cache)
     feats_fake: list[torch.Tensor] = field(default_factory=list)
     lpips: list[torch.Tensor] = field(default_factory=list)
     # identity confusions (K, K): rows = requested character, columns = judged character
@@ -149,7 +153,8 @@ class ImageScorer:
         """One batch: real and generated uint8 images of the same maps, their maps and characters."""
         real, fake = _to_nchw(real, self.device), _to_nchw(fake, self.device)
         if self.nets.inception is not None:
-            self.feats_real.append(self.nets.inception(real).cpu())
+            if not self.real_features_known:
+                self.feats_real.append(self.nets.inception(real).cpu())
             self.feats_fake.append(self.nets.inception(fake).cpu())
         if self.nets.lpips is not None:
             self.lpips.append(self.nets.lpips(to_signed(real), to_signed(fake)).cpu())
@@ -291,6 +296,7 @@ def real_references(
     scorer: ImageScorer,
     n_maps: int,
     samples_per_map: int,
+    cache: ReferenceCache | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """What real pictures score, so that generated scores can be read: (metrics, details).
 
@@ -299,11 +305,28 @@ def real_references(
     lpips_diversity_real: for a built-in dataset, the same maps drawn again with other backgrounds and
     light, scored like the generated diversity: the variety real pictures of one map and character have.
     """
-    out, details = _fid_real(info, split, size, nets, scorer)
+    cache = cache or ReferenceCache(None)
+    out, details = _fid_real(info, split, size, nets, scorer, cache)
     if nets.lpips is None:
         out.update(_unavailable_all(REAL_DIVERSITY, nets.missing["lpips"]))
         return out, details
-    diversity_real = _real_diversity(info, split, size, nets.lpips, scorer.device, n_maps, samples_per_map)
+    key = {
+        "what": "lpips_diversity_real",
+        "pictures": pictures_key(info.splits[split][:n_maps]),
+        "size": list(size),
+        "net": nets.lpips_net,
+        "samples_per_map": samples_per_map,
+    }
+    name = f"lpips_diversity_real_{split}_{size[1]}x{size[0]}"
+    diversity_real: tuple[float, float] | str
+    if (found := cache.load(name, key)) is not None:
+        diversity_real = (found["mean_std"][0].item(), found["mean_std"][1].item())
+    else:
+        diversity_real = _real_diversity(
+            info, split, size, nets.lpips, scorer.device, n_maps, samples_per_map
+        )
+        if not isinstance(diversity_real, str):
+            cache.save(name, key, {"mean_std": torch.tensor(diversity_real, dtype=torch.float64)})
     if isinstance(diversity_real, str):
         out.update(_unavailable_all(REAL_DIVERSITY, diversity_real))
         return out, details
@@ -316,7 +339,12 @@ def real_references(
 
 
 def _fid_real(
-    info: DatasetInfo, split: str, size: tuple[int, int], nets: Networks, scorer: ImageScorer
+    info: DatasetInfo,
+    split: str,
+    size: tuple[int, int],
+    nets: Networks,
+    scorer: ImageScorer,
+    cache: ReferenceCache,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """FID of the other held-out split's real pictures against the scored split's: (metrics, details)."""
     other = "val" if split != "val" else "test"
@@ -325,17 +353,23 @@ def _fid_real(
         return {"fid_real": unavailable(nets.missing["inception"])}, {}
     if n_fid < 2 or not scorer.feats_real:
         return {"fid_real": unavailable(f"needs the {other} split to hold at least 2 pictures")}, {}
-    ds = SegmentationDataset(list(info.splits[other][:n_fid]), info.palette, size)
-    feats = stream_features(
-        lambda i: ds[i]["image"],
-        n_fid,
-        nets.inception,
-        device=scorer.device,
-        progress=False,
-        desc=f"{other} real",
-    )
+    samples = list(info.splits[other][:n_fid])
+    ds = SegmentationDataset(samples, info.palette, size)
+    make = lambda: {
+        "features": stream_features(
+            lambda i: ds[i]["image"], n_fid, nets.inception, device=scorer.device, progress=False
+        )
+    }
+    feats = cache.get(f"inception_{other}_{size[1]}x{size[0]}_n{n_fid}", inception_key(samples, size), make)[
+        "features"
+    ]
     fid = fid_from_features(feats, torch.cat(scorer.feats_real)[:n_fid])
     return {"fid_real": fid}, {"fid_real": {"n": n_fid, "pictures": f"{other} against {split}"}}
+
+
+def inception_key(samples: list, size: tuple[int, int]) -> dict[str, Any]:
+    """What real pictures' Inception features depend on: the pictures, the resolution, the network."""
+    return {"what": "inception", "pictures": pictures_key(samples), "size": list(size), "net": NETWORK}
 
 
 def _real_diversity(
@@ -381,6 +415,7 @@ def evaluate_checkpoint(
     lpips_net: str = "alex",
     workers: int | None = None,
     progress: bool = True,
+    reference_cache: bool = True,  # keep the real pictures' scores in DATAROOT/references
 ) -> dict[str, Any]:
     """Paint a split with a checkpoint (run folder + which, or a model folder) and score every metric."""
     started = time.perf_counter()
@@ -397,16 +432,23 @@ def evaluate_checkpoint(
     nets = Networks.load(info, painter.device, lpips_net)
     warnings = _fit_judges(nets, painter, info)
     scorer = ImageScorer(nets, info.num_classes, painter.num_characters, painter.device)
+    cache = ReferenceCache(info.root if reference_cache else None)
+    real_name, real_key = f"inception_{split}_{W}x{H}_n{n}", inception_key(list(samples), (H, W))
+    if nets.inception is not None and (known := cache.load(real_name, real_key)) is not None:
+        scorer.feats_real, scorer.real_features_known = [known["features"]], True
     run = _Evaluation(painter, info, split, seed, nets, scorer)
     n_every = n if every_character_maps is None else min(n, every_character_maps)
     div_labels, div_chars = _paint_and_score(run, loader, n_every, n_diversity_maps, progress)
+    if nets.inception is not None and not scorer.real_features_known and scorer.feats_real:
+        cache.save(real_name, real_key, {"features": torch.cat(scorer.feats_real)})
     with _timed(run.clock, "fid_kid_and_summaries"):
         metrics, details = scorer.results(info.palette.names, kid_seed=seed)
     with _timed(run.clock, "real_references"):
         refs, details["real_references"] = real_references(
-            info, split, (H, W), nets, scorer, n_diversity_maps, samples_per_map
+            info, split, (H, W), nets, scorer, n_diversity_maps, samples_per_map, cache
         )
         metrics.update(refs)
+    details["real_references"]["from_cache"] = sorted(cache.hits)
     metrics.update(_model_diversity(run, div_labels, div_chars, samples_per_map))
     details["diversity"] = {
         "maps": min(n, n_diversity_maps),
@@ -765,6 +807,7 @@ def main_eval_checkpoint(
     every_character_maps: int | None = None,  # maps painted as every character (None: all)
     n_diversity_maps: int = 50,
     samples_per_map: int = 4,
+    reference_cache: bool = True,
 ) -> int:
     """`animesis eval --name`: evaluate checkpoints/NAME on a split; print the table, optionally write JSON.
 
@@ -784,6 +827,7 @@ def main_eval_checkpoint(
         every_character_maps=every_character_maps,
         n_diversity_maps=n_diversity_maps,
         samples_per_map=samples_per_map,
+        reference_cache=reference_cache,
     )
     print(format_report(result))
     if json_path is not None:
