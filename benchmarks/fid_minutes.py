@@ -1,0 +1,84 @@
+"""FID against training minutes, per recipe, from the outputs of benchmarks/recipes.py.
+
+Each output is one budget (e.g. half and all of the CPU demo's); a recipe's minutes are its calibrated
+training time on the quiet machine (steps x seconds per step), not the wall-clock of runs that shared
+it. Points are the mean over seeds, bars the min..max, and the real-vs-real FID at the same N is drawn
+as the floor. Prints the points as JSON and writes the plot (needs matplotlib: pip install matplotlib).
+
+  python benchmarks/fid_minutes.py results/recipes_half.json results/recipes_full.json \
+      --recipes default vgg style_vgg3_nolabelmix --out docs/images/fid_minutes.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def points(paths: list[str], recipes: list[str] | None) -> dict[str, list[dict]]:
+    """recipe -> [{minutes, steps, fid mean/min/max, seeds}] over the outputs, sorted by minutes."""
+    out: dict[str, list[dict]] = {}
+    for path in paths:
+        doc = json.loads(Path(path).read_text())
+        for run in doc["runs"].values():
+            recipe = run["recipe"]
+            if recipes and recipe not in recipes:
+                continue
+            cal = doc["calibration"][recipe]
+            minutes = run["steps"] * cal["seconds_per_step"] / 60
+            rows = out.setdefault(recipe, [])
+            row = next((r for r in rows if r["steps"] == run["steps"]), None)
+            if row is None:
+                row = {"minutes": round(minutes, 2), "steps": run["steps"], "fids": [], "fid_real": []}
+                rows.append(row)
+            row["fids"].append(run["metrics"]["fid"])
+            if isinstance(run["metrics"].get("fid_real"), float):
+                row["fid_real"].append(run["metrics"]["fid_real"])
+    for rows in out.values():
+        rows.sort(key=lambda r: r["minutes"])
+        for r in rows:
+            fids = r.pop("fids")
+            r.update(fid=statistics.fmean(fids), fid_min=min(fids), fid_max=max(fids), seeds=len(fids))
+    return out
+
+
+def plot(data: dict[str, list[dict]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for recipe, rows in data.items():
+        x = [r["minutes"] for r in rows]
+        y = [r["fid"] for r in rows]
+        err = [[r["fid"] - r["fid_min"] for r in rows], [r["fid_max"] - r["fid"] for r in rows]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, label=recipe)
+    floors = [v for rows in data.values() for r in rows for v in r["fid_real"]]
+    if floors:
+        ax.axhline(statistics.fmean(floors), color="grey", ls="--", label="real vs real (same N)")
+    ax.set_xlabel("training minutes (2 CPU cores, calibrated)")
+    ax.set_ylabel("FID (test split, N=180; mean, min..max of seeds)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("outputs", nargs="+", help="outputs of benchmarks/recipes.py, one per budget")
+    ap.add_argument("--recipes", nargs="+", default=None)
+    ap.add_argument("--out", default="docs/images/fid_minutes.png")
+    args = ap.parse_args()
+    data = points(args.outputs, args.recipes)
+    print(json.dumps(data, indent=2))
+    plot(data, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
