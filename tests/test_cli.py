@@ -126,3 +126,28 @@ def test_gpu_ids():
     assert device_from_gpu_ids("-1") == "cpu"
     with pytest.raises(UserError, match="--gpu_ids"):
         device_from_gpu_ids("zero")
+
+
+def test_recipes_set_the_losses_and_explicit_flags_override():
+    oasis = train_config(build_parser().parse_args(SEED_TRAIN), fake_info())
+    assert oasis.generator.modulation == "spade" and oasis.loss.lambda_vgg == 0.0
+    assert oasis.loss.lambda_labelmix == 10.0 and oasis.loss.vgg_layers == 5
+    fast = train_config(build_parser().parse_args([*SEED_TRAIN, "--recipe", "fast"]), fake_info())
+    assert fast.generator.modulation == "style" and fast.loss.lambda_vgg == 10.0
+    assert fast.loss.vgg_layers == 3 and fast.loss.lambda_labelmix == 0.0
+    mixed = [
+        *SEED_TRAIN,
+        "--recipe",
+        "fast",
+        "--modulation",
+        "spade",
+        "--vgg_layers",
+        "5",
+        "--lambda_vgg",
+        "2",
+    ]
+    cfg = train_config(build_parser().parse_args(mixed), fake_info())
+    assert cfg.generator.modulation == "spade" and cfg.loss.vgg_layers == 5 and cfg.loss.lambda_vgg == 2.0
+    # The OASIS flags alone still reach every term.
+    flags = [*SEED_TRAIN, "--add_vgg_loss", "--no_labelmix", "--modulation", "style", "--vgg_layers", "3"]
+    assert train_config(build_parser().parse_args(flags), fake_info()).loss == fast.loss

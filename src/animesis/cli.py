@@ -14,6 +14,7 @@ from pathlib import Path
 from animesis import __version__
 from animesis.config import (
     PRESETS,
+    RECIPES,
     CannyConfig,
     DiscriminatorConfig,
     GeneratorConfig,
@@ -175,6 +176,13 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--beta2", type=float, default=0.999)
     g.add_argument("--EMA_decay", type=float, default=0.9999)
     g.add_argument("--no_EMA", action="store_true")
+    g.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="oasis",
+        help="oasis: the seed's losses with SPADE; fast: style modulation, VGG16 loss on 3 taps, no LabelMix "
+        "(the best pictures per CPU minute in benchmarks/RESULTS.md); other flags override",
+    )
     g.add_argument("--no_labelmix", action="store_true")
     g.add_argument("--lambda_labelmix", type=non_negative_float, default=10.0)
     g.add_argument("--lambda_edge", type=non_negative_float, default=0.3)
@@ -183,7 +191,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "--add_vgg_loss", action="store_true", help="VGG16 perceptual loss (weights from the metrics extra)"
     )
     g.add_argument("--lambda_vgg", type=non_negative_float, default=10.0)
-    g.add_argument("--vgg_layers", type=int, default=5, help="VGG16 taps used by --add_vgg_loss (1-5)")
+    g.add_argument(
+        "--vgg_layers",
+        type=int,
+        default=None,
+        help="VGG16 taps used by the VGG loss (1-5; default: the recipe's)",
+    )
     g.add_argument(
         "--lambda_fm",
         type=non_negative_float,
@@ -544,7 +557,7 @@ def model_configs(
         spade_kernel=args.spade_ks,
         norm="instance" if args.param_free_norm == "instance" else "batch",
         spectral_norm=not args.no_spectral_norm,
-        modulation=args.modulation or p.get("modulation", "spade"),
+        modulation=args.modulation or RECIPES[args.recipe]["modulation"],
         identity_head=not args.no_identity_head,
     )
     size = training_size(args.crop_size or p["size"], args.aspect_ratio, g.num_blocks)
@@ -561,12 +574,13 @@ def train_config(args, info) -> TrainConfig:
     g, d, size = model_configs(args, info.num_classes, num_characters)
     if args.lambda_ms > 0 and g.z_dim == 0:
         raise UsageError("--lambda_ms needs noise: it is meaningless with --no_3dnoise or --z_dim 0")
+    recipe = RECIPES[args.recipe]
     loss = LossConfig(
-        lambda_labelmix=0.0 if args.no_labelmix else args.lambda_labelmix,
+        lambda_labelmix=args.lambda_labelmix if recipe["labelmix"] and not args.no_labelmix else 0.0,
         lambda_edge=args.lambda_edge,
         lambda_identity=0.0 if args.no_identity_head else args.lambda_identity,
-        lambda_vgg=args.lambda_vgg if args.add_vgg_loss else 0.0,
-        vgg_layers=args.vgg_layers,
+        lambda_vgg=args.lambda_vgg if recipe["vgg"] or args.add_vgg_loss else 0.0,
+        vgg_layers=args.vgg_layers or recipe["vgg_layers"],
         lambda_fm=args.lambda_fm,
         paired_region=args.paired_region,
         lambda_ms=args.lambda_ms,
@@ -678,6 +692,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "EMA_decay": ("ema_decay",),
     "no_EMA": ("use_ema",),
     "no_labelmix": ("loss.lambda_labelmix",),
+    "recipe": ("generator.modulation", "loss.lambda_vgg", "loss.vgg_layers", "loss.lambda_labelmix"),
     "add_vgg_loss": ("loss.lambda_vgg",),
     "no_balancing_inloss": ("loss.class_balancing",),
     "no_flip": ("flip",),

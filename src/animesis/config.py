@@ -124,6 +124,15 @@ class TrainConfig:
 
 # --- presets ---------------------------------------------------------------------------------------
 
+# Training recipes: the losses and modulation a run starts from; explicit flags override them.
+# "oasis" is the seed's (SPADE, LabelMix, no perceptual term); "fast" gave the best pictures per CPU
+# minute in benchmarks/recipes.py (benchmarks/RESULTS.md): a learned style per character and class,
+# VGG16's three shallow taps, no LabelMix.
+RECIPES: dict[str, dict[str, Any]] = {
+    "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True),
+    "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False),
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The seed / OASIS sizes: 64 base channels, 6 blocks, 512x512 for the seed's datasets.
     "paper": dict(base_g=64, base_d=64, blocks=6, z_dim=64, id_dim=64, spade_hidden=128, size=512),
