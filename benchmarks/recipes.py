@@ -103,6 +103,18 @@ def train(args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, 
     return time.perf_counter() - t
 
 
+def logged_seconds(run_dir: Path) -> float:
+    """Training seconds of a finished run, from its status lines (img/s over each print interval)."""
+    batch = json.loads((run_dir / "run.json").read_text())["batch_size"]
+    seconds, prev = 0.0, 0
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        x = json.loads(line) if line.strip() else {}
+        if x.get("img_per_s"):
+            seconds += (x["step"] - prev) * batch / x["img_per_s"]
+            prev = x["step"]
+    return seconds
+
+
 def step_seconds(args, recipes: list[str], rounds: int = 3, steps: int = 12) -> dict[str, float]:
     """Seconds per training iteration of each recipe: its real TrainStep on cached batches of the
     dataset, in-process, recipes taken in turn for `rounds` rounds (median), so that a machine whose
@@ -169,6 +181,11 @@ def main() -> None:
     ap.add_argument("--checkpoints_dir", default="checkpoints/recipes")
     ap.add_argument("--out", default="results/recipes.json")
     ap.add_argument("--reuse", action="store_true", help="keep runs whose report exists already")
+    ap.add_argument(
+        "--keep_trained",
+        action="store_true",
+        help="evaluate a run that already reached its steps instead of training it again",
+    )
     ap.add_argument("--merge", nargs="+", default=None, help="only merge these outputs into --out")
     args = ap.parse_args()
     if args.merge:
@@ -213,10 +230,14 @@ def main() -> None:
             if args.reuse and key in results["runs"] and report_path.exists():
                 continue
             name = f"{recipe}_seed{seed}"
-            subprocess.run(["rm", "-rf", str(Path(args.checkpoints_dir) / name)], check=True)
-            seconds = train(
-                args, name, RECIPES[recipe], steps, seed, args.checkpoints_dir, max(1, steps // 5)
-            )
+            run_dir = Path(args.checkpoints_dir) / name
+            if args.keep_trained and (run_dir / "models" / str(steps)).is_dir():
+                seconds = logged_seconds(run_dir)
+            else:
+                subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+                seconds = train(
+                    args, name, RECIPES[recipe], steps, seed, args.checkpoints_dir, max(1, steps // 5)
+                )
             sh(
                 sys.executable, "-m", "animesis", "eval", "--name", name, "--checkpoints_dir",
                 args.checkpoints_dir, "--ckpt_iter", "latest", "--dataroot", args.data, "--json",
