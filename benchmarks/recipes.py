@@ -115,6 +115,36 @@ def logged_seconds(run_dir: Path) -> float:
     return seconds
 
 
+def wall_clock(args) -> None:
+    """Whole-run seconds per step of each recipe, steady state (the first status interval, with start-up
+    and warm-up, left out), next to its calibrated step time."""
+    calibration = json.loads(Path(args.steps_from).read_text())["calibration"] if args.steps_from else {}
+    results = {"date": datetime.date.today().isoformat(), "threads": torch.get_num_threads(), "recipes": {}}
+    freq = max(1, args.wall_clock // 4)
+    for recipe in args.recipes:
+        name = f"wallclock_{recipe}"
+        run_dir = Path(args.checkpoints_dir) / name
+        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        process = train(
+            args, name, RECIPES[recipe], args.wall_clock, args.seeds[0], args.checkpoints_dir, freq
+        )
+        batch = json.loads((run_dir / "run.json").read_text())["batch_size"]
+        lines = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+        lines = [x for x in lines if x.get("img_per_s")]
+        steady = [batch / x["img_per_s"] for x in lines[1:]] or [batch / lines[-1]["img_per_s"]]
+        row = {
+            "steps": args.wall_clock,
+            "process_seconds": round(process, 1),
+            "seconds_per_step": round(statistics.fmean(steady), 4),
+            "seconds_per_step_spread": [round(min(steady), 4), round(max(steady), 4)],
+            "calibrated_seconds_per_step": calibration.get(recipe, {}).get("seconds_per_step"),
+        }
+        results["recipes"][recipe] = row
+        print(json.dumps({recipe: row}), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
 def step_seconds(args, recipes: list[str], rounds: int = 3, steps: int = 12) -> dict[str, float]:
     """Seconds per training iteration of each recipe: its real TrainStep on cached batches of the
     dataset, in-process, recipes taken in turn for `rounds` rounds (median), so that a machine whose
@@ -187,9 +217,20 @@ def main() -> None:
         help="evaluate a run that already reached its steps instead of training it again",
     )
     ap.add_argument("--merge", nargs="+", default=None, help="only merge these outputs into --out")
+    ap.add_argument(
+        "--wall_clock",
+        type=int,
+        default=0,
+        help="only train each recipe this many steps through the CLI, one at a time, and print its whole-run "
+        "seconds per step beside the calibrated step (what the budget does not count: data, EMA, logging)",
+    )
     args = ap.parse_args()
     if args.merge:
         merge(args.merge, Path(args.out))
+        return
+
+    if args.wall_clock:
+        wall_clock(args)
         return
 
     out = Path(args.out)
