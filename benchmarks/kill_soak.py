@@ -321,7 +321,7 @@ def strike_rename(run: Launch, run_dir: Path, cfg: SoakConfig) -> bool:
         before, names = latest(run_dir), temporaries(run_dir, pid)
         if not wait_for(run, lambda: not temporaries(run_dir, pid), cfg.segment_timeout_s):
             return False
-        step = int(names[0].split("-")[1]) if names else cfg.steps
+        step = int(SAVE_TMP.fullmatch(names[0]).group(1)) if names else cfg.steps
         if latest(run_dir) == before or step + cfg.save_every >= cfg.steps:
             sigkill(run)
             return True

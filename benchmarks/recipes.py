@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from animesis.runs import status_intervals
+
 BASE = ["--preset", "small", "--batch_size", "8"]
 RECIPES: dict[str, list[str]] = {
     "default": [],  # today's default: adversarial, edge and identity terms only
@@ -103,18 +105,6 @@ def train(args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, 
     return time.perf_counter() - t
 
 
-def logged_seconds(run_dir: Path) -> float:
-    """Training seconds of a finished run, from its status lines (img/s over each print interval)."""
-    batch = json.loads((run_dir / "run.json").read_text())["batch_size"]
-    seconds, prev = 0.0, 0
-    for line in (run_dir / "log.jsonl").read_text().splitlines():
-        x = json.loads(line) if line.strip() else {}
-        if x.get("img_per_s"):
-            seconds += (x["step"] - prev) * batch / x["img_per_s"]
-            prev = x["step"]
-    return seconds
-
-
 def wall_clock(args) -> None:
     """Whole-run seconds per step of each recipe, steady state (the first status interval, with start-up
     and warm-up, left out), next to its calibrated step time."""
@@ -128,10 +118,8 @@ def wall_clock(args) -> None:
         process = train(
             args, name, RECIPES[recipe], args.wall_clock, args.seeds[0], args.checkpoints_dir, freq
         )
-        batch = json.loads((run_dir / "run.json").read_text())["batch_size"]
-        lines = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
-        lines = [x for x in lines if x.get("img_per_s")]
-        steady = [batch / x["img_per_s"] for x in lines[1:]] or [batch / lines[-1]["img_per_s"]]
+        per_step = [t / n for n, t in status_intervals(run_dir)]
+        steady = per_step[1:] or per_step[-1:]
         row = {
             "steps": args.wall_clock,
             "process_seconds": round(process, 1),
@@ -273,7 +261,7 @@ def main() -> None:
             name = f"{recipe}_seed{seed}"
             run_dir = Path(args.checkpoints_dir) / name
             if args.keep_trained and (run_dir / "models" / str(steps)).is_dir():
-                seconds = logged_seconds(run_dir)
+                seconds = sum(t for _, t in status_intervals(run_dir))  # training time from its status lines
             else:
                 subprocess.run(["rm", "-rf", str(run_dir)], check=True)
                 seconds = train(

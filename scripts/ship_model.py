@@ -14,23 +14,18 @@ import shutil
 from pathlib import Path
 
 from animesis.models.pretrained import CONFIG_NAME, G_EMA_WEIGHTS, read_card
-from animesis.runs import resolve_checkpoint
+from animesis.runs import resolve_checkpoint, status_intervals
 
 MAX_BYTES = 25 * 2**20
 
 
 def training_cost(run: Path) -> str:
     """Iterations and wall-clock from the run's log (img/s per status line)."""
-    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
-    steps = [x for x in lines if "img_per_s" in x]
-    if not steps:
+    intervals = status_intervals(run)
+    if not intervals:
         return "unknown"
-    batch = json.loads((run / "run.json").read_text())["batch_size"]
-    seconds, prev = 0.0, 0
-    for x in steps:
-        seconds += (x["step"] - prev) * batch / max(x["img_per_s"], 1e-9)
-        prev = x["step"]
-    return f"{prev} iterations, about {seconds / 60:.0f} minutes of training (status lines' img/s)"
+    steps, seconds = sum(n for n, _ in intervals), sum(t for _, t in intervals)
+    return f"{steps} iterations, about {seconds / 60:.0f} minutes of training (status lines' img/s)"
 
 
 def main() -> None:

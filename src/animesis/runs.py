@@ -5,6 +5,7 @@ checkpoints/NAME/
   models/latest.txt     pointers: iteration numbers, replaced atomically
   models/best.txt
   run.json              the training config; history.jsonl: one line per start and resume
+  log.jsonl             one status line per print interval (losses, step, img/s)
   lock                  held by the process training in this folder (PID and host inside)
 """
 
@@ -26,6 +27,8 @@ MODELS_DIR = "models"
 STATE_JSON = "training_state.json"  # written last: a folder holding it is complete
 POINTERS = ("latest", "best")
 LOCK_NAME = "lock"
+LOG_NAME = "log.jsonl"
+RUN_JSON = "run.json"
 
 
 def models_dir(run_dir: Path) -> Path:
@@ -106,6 +109,20 @@ def best_or_latest(run_dir: Path, which: str) -> str:
 
 
 # --- the lock ----------------------------------------------------------------------------------------
+
+
+def status_intervals(run_dir: Path) -> list[tuple[int, float]]:
+    """(iterations, seconds) of each print interval in log.jsonl, the seconds from its img/s and the
+    run's batch size: what a run cost, read after the fact."""
+    batch = json.loads((Path(run_dir) / RUN_JSON).read_text(encoding="utf-8"))["batch_size"]
+    intervals, prev = [], 0
+    for line in (Path(run_dir) / LOG_NAME).read_text(encoding="utf-8").splitlines():
+        status = json.loads(line) if line.strip() else {}
+        if status.get("img_per_s"):
+            n = status["step"] - prev
+            intervals.append((n, n * batch / status["img_per_s"]))
+            prev = status["step"]
+    return intervals
 
 
 def pid_alive(pid: int) -> bool:

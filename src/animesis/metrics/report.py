@@ -360,16 +360,16 @@ def _fid_real(
             lambda i: ds[i]["image"], n_fid, nets.inception, device=scorer.device, progress=False
         )
     }
-    feats = cache.get(f"inception_{other}_{size[1]}x{size[0]}_n{n_fid}", inception_key(samples, size), make)[
-        "features"
-    ]
+    feats = cache.get(*inception_entry(other, samples, size), make)["features"]
     fid = fid_from_features(feats, torch.cat(scorer.feats_real)[:n_fid])
     return {"fid_real": fid}, {"fid_real": {"n": n_fid, "pictures": f"{other} against {split}"}}
 
 
-def inception_key(samples: list, size: tuple[int, int]) -> dict[str, Any]:
-    """What real pictures' Inception features depend on: the pictures, the resolution, the network."""
-    return {"what": "inception", "pictures": pictures_key(samples), "size": list(size), "net": NETWORK}
+def inception_entry(split: str, samples: list, size: tuple[int, int]) -> tuple[str, dict[str, Any]]:
+    """The reference cache's name and key for the Inception features of a split's real pictures: they
+    depend on the pictures, the resolution and the network."""
+    key = {"what": "inception", "pictures": pictures_key(samples), "size": list(size), "net": NETWORK}
+    return f"inception_{split}_{size[1]}x{size[0]}_n{len(samples)}", key
 
 
 def _real_diversity(
@@ -433,7 +433,7 @@ def evaluate_checkpoint(
     warnings = _fit_judges(nets, painter, info)
     scorer = ImageScorer(nets, info.num_classes, painter.num_characters, painter.device)
     cache = ReferenceCache(info.root if reference_cache else None)
-    real_name, real_key = f"inception_{split}_{W}x{H}_n{n}", inception_key(list(samples), (H, W))
+    real_name, real_key = inception_entry(split, list(samples), (H, W))
     if nets.inception is not None and (known := cache.load(real_name, real_key)) is not None:
         scorer.feats_real, scorer.real_features_known = [known["features"]], True
     run = _Evaluation(painter, info, split, seed, nets, scorer)

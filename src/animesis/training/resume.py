@@ -19,9 +19,8 @@ from typing import Any
 from animesis import files
 from animesis.config import TrainConfig, from_dict, to_dict
 from animesis.errors import ModelLoadError, UserError
-from animesis.runs import list_checkpoints, resolve_checkpoint
+from animesis.runs import RUN_JSON, list_checkpoints, resolve_checkpoint
 
-RUN_JSON = "run.json"
 HISTORY = "history.jsonl"
 
 # Settings a resume may change: length, logging, saving, speed, and where the files are.
