@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from datagen import write_tiny_dataset
 
 from animesis import runs
@@ -121,6 +122,43 @@ def test_damaged_resume_state_is_one_line(data, tmp_path, capsys):
     tensors.write_bytes(tensors.read_bytes()[:100])
     assert train(data, ck, "--continue_train", steps=4) == 2
     assert "training_state.safetensors" in one_error_line(capsys)
+
+
+def _parameters(folder: Path, name: str) -> dict:
+    """Trained tensors only: BatchNorm statistics and spectral-norm vectors move in any forward pass."""
+    from safetensors.torch import load_file
+
+    buffers = ("running_", "num_batches_tracked", "._u", "._v")
+    return {k: v for k, v in load_file(str(folder / name)).items() if not any(b in k for b in buffers)}
+
+
+def test_a_new_run_starts_from_another_runs_weights_at_another_size(data, trained, tmp_path, capsys):
+    source = trained / "run" / "models" / "2"
+    ck = tmp_path / "ck"
+    # A learning rate near zero: one step leaves the weights where --init_from put them.
+    args = ["--init_from", str(trained / "run"), "--init_iter", "2", "--lr_g", "1e-12", "--lr_d", "1e-12"]
+    assert train(data, ck, *args, "--crop_size", "64", steps=1) == 0
+    assert f"started from the weights in {source}" in capsys.readouterr().out
+    run = ck / "run"
+    assert json.loads((run / "run.json").read_text())["init_from"] == str(source)
+    new = run / "models" / "1"
+    assert json.loads((new / "config.json").read_text())["image_size"] == [64, 64]
+    for name in ("generator.safetensors", "discriminator.safetensors"):
+        a, b = _parameters(source, name), _parameters(new, name)
+        assert a.keys() == b.keys() and len(a) > 10
+        assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), name
+    # Without --init_from the same run starts elsewhere: the check above can fail.
+    assert train(data, tmp_path / "fresh", "--lr_g", "1e-12", "--lr_d", "1e-12", steps=1) == 0
+    fresh = _parameters(tmp_path / "fresh" / "run" / "models" / "1", "generator.safetensors")
+    a = _parameters(source, "generator.safetensors")
+    assert not all(torch.allclose(fresh[k], a[k], atol=1e-6) for k in a)
+
+
+def test_init_from_a_different_model_is_one_line(data, trained, tmp_path, capsys):
+    assert train(data, tmp_path / "ck", "--init_from", str(trained / "run"), "--preset", "small") == 2
+    line = one_error_line(capsys)
+    assert "--init_from" in line and "generator differs" in line and "base_channels: 8 there, 16 here" in line
+    assert not (tmp_path / "ck" / "run" / "models").exists()
 
 
 def test_a_missing_latest_pointer_falls_back_to_the_newest_checkpoint(data, tmp_path, capsys):

@@ -170,6 +170,13 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--fid_samples", type=non_negative_int, default=500)
     g.add_argument("--continue_train", action="store_true")
     g.add_argument("--which_iter", default="latest", help="resume point: latest | best | iteration")
+    g.add_argument(
+        "--init_from",
+        default=None,
+        metavar="RUN_DIR",
+        help="start a new run from this run's G, G_ema and D weights (same model flags; any image size)",
+    )
+    g.add_argument("--init_iter", default="latest", help="--init_from's iteration: latest | best | N")
     g.add_argument("--lr_g", type=positive_float, default=1e-4)
     g.add_argument("--lr_d", type=positive_float, default=4e-4)
     g.add_argument("--beta1", type=float, default=0.0)
@@ -622,6 +629,7 @@ def train_config(args, info) -> TrainConfig:
         compile=args.compile,
         continue_train=args.continue_train,
         which_iter=str(args.which_iter),
+        init_from=args.init_from,
     )
 
 
@@ -655,7 +663,7 @@ def cmd_train(args) -> int:
     info = load_dataset(
         Path(args.dataroot), Path(args.class_dir) if args.class_dir else None, args.class_num, deep=deep
     )
-    cfg, changes = _resolve_resume(train_config(args, info), args.argv)
+    cfg, changes = _resolve_resume(train_config(args, info), args.argv, init_iter=args.init_iter)
     main_rank = ranks().is_main
     if main_rank:
         print(json.dumps(to_dict(cfg), indent=2))
@@ -728,7 +736,9 @@ def asked_keys(argv: list[str], cfg: TrainConfig) -> set[str]:
     return asked
 
 
-def _resolve_resume(cfg: TrainConfig, argv: list[str]) -> tuple[TrainConfig, list[str]]:
+def _resolve_resume(
+    cfg: TrainConfig, argv: list[str], init_iter: str = "latest"
+) -> tuple[TrainConfig, list[str]]:
     """--continue_train continues the saved run (changing only what is safe); a new run must not
     overwrite an old one. Returns the config to train with and the changes applied."""
     from animesis.models.pretrained import read_card
@@ -740,7 +750,7 @@ def _resolve_resume(cfg: TrainConfig, argv: list[str]) -> tuple[TrainConfig, lis
             raise UsageError(
                 f"{cfg.run_dir} already holds checkpoints: pass --continue_train to resume, or choose another --name"
             )
-        return cfg, []
+        return _resolve_init(cfg, init_iter), []
     folder = check_resume_point(cfg)
     saved = load_run_config(cfg.run_dir)
     if saved is None:  # a run from before run.json was read back: its model card must match at least
@@ -754,6 +764,26 @@ def _resolve_resume(cfg: TrainConfig, argv: list[str]) -> tuple[TrainConfig, lis
     merged, changes = merge(saved, cfg, asked_keys(argv, cfg))
     # The resolved iteration, so the loop loads exactly this folder (and any fallback note prints once).
     return dataclasses.replace(merged, which_iter=folder.name), changes
+
+
+def _resolve_init(cfg: TrainConfig, init_iter: str) -> TrainConfig:
+    """--init_from RUN_DIR --init_iter N -> the iteration folder, whose networks must be these flags'."""
+    from animesis.models.pretrained import read_card
+    from animesis.runs import resolve_checkpoint
+
+    if cfg.init_from is None:
+        return cfg
+    folder = resolve_checkpoint(Path(cfg.init_from), init_iter)
+    card = read_card(folder)
+    for part, saved, asked in (
+        ("generator", card.generator, cfg.generator),
+        ("discriminator", card.discriminator, cfg.discriminator),
+    ):
+        if saved != asked:
+            a, b = to_dict(saved) if saved else {}, to_dict(asked)
+            diff = ", ".join(f"{k}: {a.get(k)!r} there, {b[k]!r} here" for k in b if a.get(k) != b[k])
+            raise UsageError(f"--init_from {folder}: its {part} differs from these flags ({diff})")
+    return dataclasses.replace(cfg, init_from=str(folder))
 
 
 def _warn_if_squashed(args, info, cfg: TrainConfig) -> None:

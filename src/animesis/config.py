@@ -116,6 +116,9 @@ class TrainConfig:
     compile: bool = False
     continue_train: bool = False
     which_iter: str = "latest"  # where --continue_train resumes from
+    # A checkpoint folder whose G, G_ema and D weights a new run starts from (fine-tuning, or a
+    # resolution schedule: the networks are fully convolutional, so 64x64 weights start a 128x128 run).
+    init_from: str | None = None
 
     @property
     def run_dir(self) -> Path:

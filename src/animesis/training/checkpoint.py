@@ -139,6 +139,15 @@ def _clean(root: Path) -> None:
             shutil.rmtree(doomed, ignore_errors=True)
 
 
+def load_networks(folder: Path, *, G: nn.Module, G_ema: nn.Module | None, D: nn.Module) -> None:
+    """Load a checkpoint's G, D and G_ema weights in place (G_ema from G when the run had no EMA)."""
+    load_weights(G, folder / G_WEIGHTS)
+    load_weights(D, folder / D_WEIGHTS)
+    if G_ema is not None:
+        ema_path = folder / G_EMA_WEIGHTS
+        load_weights(G_ema, ema_path if ema_path.exists() else folder / G_WEIGHTS)
+
+
 def load_training_state(
     folder: Path,
     *,
@@ -150,11 +159,7 @@ def load_training_state(
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Load modules and optimizers in place; return (state json, rng tensors). A damaged or
     incomplete folder raises ModelLoadError naming the file."""
-    load_weights(G, folder / G_WEIGHTS)
-    load_weights(D, folder / D_WEIGHTS)
-    if G_ema is not None:
-        ema_path = folder / G_EMA_WEIGHTS
-        load_weights(G_ema, ema_path if ema_path.exists() else folder / G_WEIGHTS)
+    load_networks(folder, G=G, G_ema=G_ema, D=D)
     path = folder / STATE_JSON
     try:
         state = json.loads(path.read_text(encoding="utf-8"))

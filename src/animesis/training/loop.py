@@ -237,6 +237,10 @@ def _train(
     state = _State(step=0, best_fid=math.inf, best_step=None, gen=gen)
     if cfg.continue_train:
         _resume(cfg, env, ts, state)
+    elif cfg.init_from:
+        ckpt.load_networks(Path(cfg.init_from), G=ts.G, G_ema=ts.G_ema, D=ts.D)
+        if env.is_main:
+            print(f"started from the weights in {cfg.init_from} (fresh optimizers, iteration 0)")
     steps = total_steps(cfg, len(info.splits["train"]))
     if state.step >= steps and env.is_main:
         print(f"nothing to do: iteration {state.step} >= {steps} iterations asked for")
