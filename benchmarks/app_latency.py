@@ -8,12 +8,14 @@ sizes are built and timed. Prints JSON; --out also writes it.
 python benchmarks/app_latency.py                                   # tiny@32, small@128, base@128
 python benchmarks/app_latency.py --models small:128 --threads 2 --out results/app_latency.json
 python benchmarks/app_latency.py --checkpoint checkpoints/NAME --iter best
+python benchmarks/app_latency.py --checkpoint src/animesis/shipped --threads 2 --backends torch,onnx
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import os
 import platform
@@ -33,11 +35,13 @@ from animesis.app.untrained import save_untrained_model
 WARMUP = 3  # requests not counted: the first ones pay for lazy initialisation
 
 
-def start_app(model: Path, which: str, threads: int, device: str) -> tuple[subprocess.Popen, str]:
+def start_app(
+    model: Path, which: str, threads: int, device: str, backend: str = "auto"
+) -> tuple[subprocess.Popen, str]:
     """Start `animesis paint` on a free port; return the process and its URL once it answers."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "animesis", "paint", "--checkpoint", str(model), "--iter", which]
-    cmd += ["--port", "0", "--device", device]
+    cmd += ["--port", "0", "--device", device, "--backend", backend]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()
     found = re.search(r"http://\S+/", line)
@@ -100,8 +104,8 @@ def measure(url: str, n: int) -> dict:
     t = np.array(times)
     stats = {k: round(float(v), 2) for k, v in (("p50", np.percentile(t, 50)), ("p95", np.percentile(t, 95)),
                                                ("mean", t.mean()), ("min", t.min()), ("max", t.max()))}  # fmt: skip
-    return {"size": [H, W], "device": info["device"], "torch_threads": info["torch_threads"],
-            "requests": n, "latency_ms": stats}  # fmt: skip
+    return {"size": [H, W], "device": info["device"], "engine": info["engine"],
+            "threads": info["torch_threads"], "requests": n, "latency_ms": stats}  # fmt: skip
 
 
 def machine() -> dict:
@@ -117,7 +121,12 @@ def main() -> None:
     p.add_argument("--checkpoint", default=None, help="time this model instead of untrained ones")
     p.add_argument("--iter", default="latest")
     p.add_argument("--requests", type=int, default=50)
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the app (OMP_NUM_THREADS)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="the app's threads (OMP_NUM_THREADS; onnxruntime's too)"
+    )
+    p.add_argument(
+        "--backends", default="auto", help="comma list of `animesis paint --backend` values to time"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -133,8 +142,8 @@ def main() -> None:
                     folder, preset=preset, size=(int(size), int(size)), num_characters=9
                 )
         results = []
-        for name, folder in models.items():
-            proc, url = start_app(folder, args.iter, args.threads, args.device)
+        for (name, folder), backend in itertools.product(models.items(), args.backends.split(",")):
+            proc, url = start_app(folder, args.iter, args.threads, args.device, backend)
             try:
                 weights = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
                 results.append(
@@ -142,7 +151,7 @@ def main() -> None:
                 )
             finally:
                 stop_app(proc)
-            print(f"{name}: {results[-1]['latency_ms']}", file=sys.stderr)
+            print(f"{name} ({results[-1]['engine']}): {results[-1]['latency_ms']}", file=sys.stderr)
     report = {"benchmark": "app_latency", "date": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": machine(), "results": results}  # fmt: skip
     text = json.dumps(report, indent=2)

@@ -29,7 +29,7 @@ from starlette.testclient import TestClient
 from animesis.app import create_app
 from animesis.app.server import STATIC_DIR, bind_socket, is_loopback
 from animesis.app.untrained import save_untrained_model
-from animesis.commands.paint import PaintArgs, run_paint
+from animesis.commands.paint import PaintArgs, load_engine, run_paint
 from animesis.errors import UserError
 from animesis.inference import Painter
 
@@ -183,6 +183,58 @@ def test_interpolation_runs_from_one_character_to_the_other(client, painter, fac
     weights = torch.tensor([[0.5, 0.0, 0.5]])
     np.testing.assert_array_equal(half, expected(painter, face, weights, 4))
     assert all(np.abs(half - end).mean() > 1 for end in ends)
+
+
+# --- onnxruntime as the engine ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def beside(model_dir, tmp_path_factory) -> Path:
+    """A copy of the model with its graph exported beside the weights, as `animesis export` writes it."""
+    import shutil
+
+    from animesis.export import BESIDE_WEIGHTS, export_onnx
+
+    folder = tmp_path_factory.mktemp("beside") / "model"
+    shutil.copytree(model_dir, folder)
+    export_onnx(Painter.load(folder, device="cpu"), folder / BESIDE_WEIGHTS)
+    return folder
+
+
+def test_onnxruntime_paints_what_torch_paints_for_every_request(beside, face):
+    painter = Painter.load(beside, device="cpu")
+    engine, name = load_engine(painter, "auto")
+    assert name.startswith("onnxruntime") and engine is not None
+    onnx_client = TestClient(create_app(painter, engine=engine, engine_name=name))
+    assert onnx_client.get("/api/model").json()["engine"] == "onnxruntime"
+    owner = np.zeros(SIZE, np.uint8)
+    owner[:, SIZE[1] // 2 :] = 2
+    requests = [  # one character, region mixing, interpolation
+        ({"character": 1}, [1]),
+        ({"owner": b64(owner.tobytes())}, torch.as_tensor(owner[None].astype(np.int64))),
+        ({"blend": [0, 2, 0.25]}, torch.tensor([[0.75, 0.0, 0.25]])),
+    ]
+    for extra, characters in requests:
+        body = {"label": b64(face.tobytes()), "seed": 6, **extra}
+        got = picture(onnx_client.post("/api/paint", json=body)).astype(int)
+        want = expected(painter, face, characters, 6).astype(int)
+        assert np.abs(got - want).max() <= 1, extra  # rounding at a .5 boundary at most
+        assert got.std() > 1  # a picture, not a blank
+
+
+def test_the_engine_is_onnxruntime_only_for_a_graph_of_these_weights(beside, model_dir, tmp_path):
+    from animesis.export import BESIDE_WEIGHTS
+
+    assert load_engine(Painter.load(beside, device="cpu"), "torch") == (None, "torch")
+    engine, name = load_engine(Painter.load(model_dir, device="cpu"), "auto")
+    assert engine is None and "does not exist" in name and "animesis export --onnx" in name
+    stale = tmp_path / "stale"
+    save_untrained_model(stale, size=SIZE, num_characters=K, seed=1)  # other weights, the old graph
+    (stale / BESIDE_WEIGHTS).write_bytes((beside / BESIDE_WEIGHTS).read_bytes())
+    engine, name = load_engine(Painter.load(stale, device="cpu"), "auto")
+    assert engine is None and "is not from these weights" in name
+    engine, name = load_engine(Painter.load(stale, device="cpu"), "onnx")  # exports a fresh graph
+    assert engine is not None and name.endswith("exported now)")
 
 
 def test_variations_are_the_next_seeds_and_differ(client, face):

@@ -14,8 +14,10 @@ from onnx import TensorProto, helper
 from animesis.commands.export import ExportArgs, load_painter, run_export
 from animesis.config import GeneratorConfig
 from animesis.data.palette import Palette
+from animesis.device import cpu_count
 from animesis.errors import UserError
-from animesis.export import CARD_KEY, OnnxPainter, default_threads, export_onnx
+from animesis.export import CARD_KEY, WEIGHTS_KEY, OnnxPainter, export_onnx, is_current
+from animesis.files import sha256
 from animesis.inference import Painter
 from animesis.models.generator import Generator
 from animesis.models.pretrained import ModelCard, save_pretrained
@@ -69,6 +71,16 @@ def inputs(B: int, H: int, W: int, z_dim: int, gen: torch.Generator):
     return label.permute(0, 3, 1, 2).float(), weights, z
 
 
+def weight_maps(weights: torch.Tensor, H: int, W: int, gen: torch.Generator) -> torch.Tensor:
+    """(B, K) rows -> (B, K, H, W) maps: each picture's row on its left half, a random character per
+    pixel (region mixing) on its right half."""
+    B = len(weights)
+    maps = weights[:, :, None, None].expand(B, K, H, W).clone()
+    ids = torch.randint(0, K, (B, H, W - W // 2), generator=gen)
+    maps[..., W // 2 :] = torch.nn.functional.one_hot(ids, K).permute(0, 3, 1, 2).float()
+    return maps
+
+
 def make_model(folder: Path, modulation: str, z_dim: int) -> Path:
     # No spectral norm: Painter folds it before export anyway, and it would undo the randomised weights.
     cfg = GeneratorConfig(
@@ -113,13 +125,22 @@ def test_onnx_matches_torch_at_any_batch_and_size(exported):
     gen = torch.Generator().manual_seed(2)
     for B, H, W in SHAPES:
         label, weights, z = inputs(B, H, W, z_dim, gen)
-        with torch.no_grad():
-            want = painter.G(label, weights, z).numpy()
-        feeds = {"label": label.numpy(), "character": weights.numpy()} | ({"z": z.numpy()} if z_dim else {})
-        (got,) = onnx_painter.session.run(["image"], feeds)
-        assert got.shape == (B, 3, H, W)
-        assert want.std() > 0.2 and np.abs(want).max() > 0.5  # a real picture, not a near-constant one
-        np.testing.assert_array_less(np.abs(got - want).max(), 1e-4)
+        noise = {"z": z.numpy()} if z_dim else {}
+        for character in (weights[:, :, None, None].expand(B, K, H, W), weight_maps(weights, H, W, gen)):
+            with torch.no_grad():
+                want = painter.G(label, character, z).numpy()
+            feeds = {"label": label.numpy(), "character": character.contiguous().numpy()} | noise
+            (got,) = onnx_painter.session.run(["image"], feeds)
+            assert got.shape == (B, 3, H, W)
+            assert want.std() > 0.2 and np.abs(want).max() > 0.5  # a real picture, not a near-constant one
+            np.testing.assert_array_less(np.abs(got - want).max(), 1e-4)
+        with torch.no_grad():  # a uniform map paints what the picture's row paints
+            row = painter.G(label, weights, z).numpy()
+        np.testing.assert_array_less(np.abs(row - onnx_painter.session.run(["image"], feeds)[0]).max(), 2.0)
+        uniform = {"label": label.numpy(), "character": weights[:, :, None, None].expand(B, K, H, W).numpy()}
+        np.testing.assert_array_less(
+            np.abs(row - onnx_painter.session.run(["image"], uniform | noise)[0]).max(), 1e-4
+        )
 
 
 def test_onnx_painter_paints_like_painter(exported):
@@ -130,7 +151,8 @@ def test_onnx_painter_paints_like_painter(exported):
     z = painter.noise(3, seed=5)
     ids = [2, 0, 1]
     mixed = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.25, 0.75], [1.0, 0.0, 0.0]])
-    for characters in (ids, mixed):
+    owners = torch.randint(0, K, (3, 24, 40), generator=gen)  # region mixing: a character per pixel
+    for characters in (ids, mixed, owners, weight_maps(mixed, 24, 40, gen)):
         got, want = onnx_painter.paint(labels, characters, z), painter.paint(labels, characters, z)
         assert got.dtype == np.uint8 and got.shape == (3, 24, 40, 3)
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # rounding at a .5 boundary at most
@@ -142,8 +164,8 @@ def test_exported_file_is_self_describing_and_replaced_atomically(exported):
     painter, path, printed, via = exported
     onnx_painter = OnnxPainter.load(path)
     assert onnx_painter.card.to_json() == painter.card.to_json()
-    assert onnx_painter.threads == default_threads() >= 1
-    assert onnx_painter.session.get_session_options().intra_op_num_threads == default_threads()
+    assert onnx_painter.threads == cpu_count() >= 1
+    assert onnx_painter.session.get_session_options().intra_op_num_threads == cpu_count()
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
     probe = path.parent.parent / "probe"
     probe.write_bytes(b"")
@@ -151,6 +173,18 @@ def test_exported_file_is_self_describing_and_replaced_atomically(exported):
     names = [i.name for i in onnx.load(path).graph.input]
     assert names == (["label", "character", "z"] if painter.card.generator.z_dim else ["label", "character"])
     assert printed == (f"{path}\n" if via == "command" else "")
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert meta[WEIGHTS_KEY] == sha256(painter.weights) and is_current(path, painter.weights)
+
+
+def test_a_graph_is_current_only_for_the_weights_it_came_from(exported, tmp_path):
+    painter, path, *_ = exported
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(painter.weights.read_bytes() + b" ")  # one byte more: other weights
+    assert not is_current(path, other)
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not a model")
+    assert not is_current(junk, painter.weights)
 
 
 def test_paint_rejects_bad_input(exported):
@@ -164,8 +198,10 @@ def test_paint_rejects_bad_input(exported):
         onnx_painter.paint(np.zeros((1, 30, 32), np.uint8), [0], z)
     with pytest.raises(UserError, match="label value 5"):
         onnx_painter.paint(labels + 5, [0], z)
-    with pytest.raises(UserError, match="per-pixel character maps"):
-        onnx_painter.paint(labels, np.zeros((1, 32, 32), np.int64), z)
+    with pytest.raises(UserError, match=re.escape("(1, 32, 32) id maps or (1, 3, 32, 32) weight maps, got")):
+        onnx_painter.paint(labels, np.zeros((1, 16, 16), np.int64), z)
+    with pytest.raises(UserError, match="character 3 does not exist"):
+        onnx_painter.paint(labels, np.full((1, 32, 32), 3), z)
     if painter.card.generator.z_dim:
         with pytest.raises(UserError, match="takes noise"):
             onnx_painter.paint(labels, [0], None)

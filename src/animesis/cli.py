@@ -287,6 +287,13 @@ def _paint_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=non_negative_int, default=7860, help="port (0: any free one)")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="auto: onnxruntime when a generator.onnx made from these weights sits beside them, else torch; "
+        "onnx: export one at start-up if needed",
+    )
     return p
 
 
@@ -881,7 +888,9 @@ def cmd_generate(args) -> int:
 def cmd_paint(args) -> int:
     from animesis.commands.paint import PaintArgs, run_paint
 
-    return run_paint(PaintArgs(args.checkpoint, str(args.iter), args.host, args.port, args.device))
+    return run_paint(
+        PaintArgs(args.checkpoint, str(args.iter), args.host, args.port, args.device, args.backend)
+    )
 
 
 def cmd_examples(args) -> int:

@@ -1,10 +1,12 @@
 """A generator as a self-describing ONNX file, and a painter that runs it with onnxruntime.
 
-The exported graph takes exactly three inputs: `label` (B, N, H, W) float one-hot, `character` (B, K)
-float weights over characters (a one-hot row paints one character, mixed rows interpolate) and `z`
-(B, z_dim) noise (absent when z_dim is 0). Batch, height and width are dynamic; height and width must be
-multiples of the generator's downsampling factor. The model card rides in the file's metadata, so the
-file alone is enough to paint: `OnnxPainter.load(path)`.
+The exported graph takes exactly three inputs: `label` (B, N, H, W) float one-hot, `character`
+(B, K, H, W) float weights over characters per pixel (one-hot everywhere paints one character, one-hot
+per region mixes characters by region, mixed weights interpolate) and `z` (B, z_dim) noise (absent when
+z_dim is 0). Batch, height and width are dynamic; height and width must be multiples of the generator's
+downsampling factor. The model card rides in the file's metadata, so the file alone is enough to
+paint: `OnnxPainter.load(path)`; so does the SHA-256 of the weights file it was exported from, so that
+a graph beside its weights can be checked against them (`is_current`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import contextlib
 import copy
 import json
 import logging
-import os
-import secrets
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,9 +24,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from google.protobuf.message import DecodeError
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from torch import nn
 
+from animesis import files
+from animesis.device import cpu_count
 from animesis.errors import UserError
 from animesis.inference import Painter, fold_spectral_norm
 from animesis.models.pretrained import ModelCard
@@ -34,6 +37,8 @@ from animesis.models.pretrained import ModelCard
 # 18 is the oldest opset the torch.export-based exporter writes; runtimes from onnxruntime 1.14 on run it.
 DEFAULT_OPSET = 18
 CARD_KEY = "animesis.model_card"  # metadata_props key holding ModelCard.to_json()
+WEIGHTS_KEY = "animesis.weights_sha256"  # of the safetensors file the graph was exported from
+BESIDE_WEIGHTS = "generator.onnx"  # the name a model folder's graph takes (`paint` looks for it)
 INPUT_NAMES = ("label", "character", "z")
 OUTPUT_NAME = "image"
 _ORT_LOAD_ERRORS = (
@@ -52,7 +57,8 @@ def downsampling(card: ModelCard) -> int:
 
 
 class GeneratorForExport(nn.Module):
-    """The generator with exactly the exported inputs; character weights take its float (mixing) path."""
+    """The generator with exactly the exported inputs; character weight maps take its float, per-pixel
+    (mixing) path, which paints a uniform map exactly as the per-picture path paints its row."""
 
     def __init__(self, generator: nn.Module):
         super().__init__()
@@ -81,10 +87,26 @@ def export_onnx(
     if not isinstance(painter, Painter):
         painter = Painter.load(painter, "latest", device="cpu")
     proto = _export_proto(painter, opset)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = CARD_KEY, json.dumps(painter.card.to_json())
-    _write_atomic(proto, out)
+    meta = {CARD_KEY: json.dumps(painter.card.to_json())}
+    if painter.weights is not None:
+        meta[WEIGHTS_KEY] = files.sha256(painter.weights)
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    try:
+        files.write_atomic(out, lambda tmp: onnx.save_model(proto, tmp))
+    except files.SaveError as e:
+        raise UserError(str(e)) from None
     return out
+
+
+def is_current(path: Path, weights: Path) -> bool:
+    """Whether the graph at `path` was exported from exactly this weights file (by its SHA-256)."""
+    try:
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except (OSError, ValueError, DecodeError):  # unreadable: not current
+        return False
+    return meta.get(WEIGHTS_KEY) == files.sha256(weights)
 
 
 def check_output_path(out: Path) -> None:
@@ -123,8 +145,9 @@ def _example_inputs(card: ModelCard) -> tuple[tuple[torch.Tensor, ...], tuple[di
     h, w = torch.export.Dim("height_cells"), torch.export.Dim("width_cells")
     gen = torch.Generator().manual_seed(0)
     label = torch.nn.functional.one_hot(torch.randint(0, g.num_classes, (2, 2 * s, 2 * s), generator=gen))
-    args = [label.permute(0, 3, 1, 2).float(), torch.full((2, g.num_characters), 1.0 / g.num_characters)]
-    shapes: list[dict[int, Any]] = [{0: batch, 2: s * h, 3: s * w}, {0: batch}]
+    character = torch.full((2, g.num_characters, 2 * s, 2 * s), 1.0 / g.num_characters)
+    args = [label.permute(0, 3, 1, 2).float(), character]
+    shapes: list[dict[int, Any]] = [{0: batch, 2: s * h, 3: s * w}, {0: batch, 2: s * h, 3: s * w}]
     if g.z_dim:
         args.append(torch.randn(2, g.z_dim, generator=gen))
         shapes.append({0: batch})
@@ -148,29 +171,7 @@ def _quiet_exporter() -> Iterator[None]:
         registration.setLevel(level)
 
 
-def _write_atomic(proto: onnx.ModelProto, out: Path) -> None:
-    """Write beside `out`, then rename over it: readers see the old file or the whole new one.
-
-    The temporary name is unique per process and call; unlike mkstemp's it is created with the
-    usual (umask) permissions, which the renamed file keeps."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        onnx.save_model(proto, tmp)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise UserError(f"{out}: cannot write ({e.strerror or e})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # --- painting with onnxruntime ------------------------------------------------------------------------
-
-
-def default_threads() -> int:
-    """The cores this process may use (its affinity mask, not the machine's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def read_onnx_card(session: ort.InferenceSession, path: Path) -> ModelCard:
@@ -192,14 +193,19 @@ class OnnxPainter:
     def __init__(self, path: str | Path, card: ModelCard | None = None, *, threads: int | None = None):
         """card None: the one stored in the file. threads: onnxruntime's intra-op threads (default: cores)."""
         self.path = Path(path)
-        self.threads = threads or default_threads()
+        self.threads = threads or cpu_count()
         self.session = _open_session(self.path, self.threads)
         self.card = card if card is not None else read_onnx_card(self.session, self.path)
         want = list(INPUT_NAMES[: 3 if self.card.generator.z_dim else 2])
-        have = [i.name for i in self.session.get_inputs()]
+        inputs = self.session.get_inputs()
+        have = [i.name for i in inputs]
         if have != want:
             raise UserError(
                 f"{self.path}: graph inputs {have}, expected {want} (written by `animesis export`?)"
+            )
+        if len(inputs[1].shape) != 4:
+            raise UserError(
+                f"{self.path}: takes one character row per picture, not a per-pixel map: export it again"
             )
 
     @classmethod
@@ -220,10 +226,10 @@ class OnnxPainter:
         characters: Sequence[int] | np.ndarray | torch.Tensor,
         z: np.ndarray | torch.Tensor | None,
     ) -> np.ndarray:
-        """labels (B, H, W) class ids; characters (B,) ids or (B, K) weights; z (B, z_dim) or None
-        -> (B, H, W, 3) uint8 images."""
+        """labels (B, H, W) class ids; characters (B,) ids, (B, K) weights, (B, H, W) id maps or
+        (B, K, H, W) weight maps; z (B, z_dim) or None -> (B, H, W, 3) uint8 images."""
         label = self._onehot(_numpy(labels))
-        feeds = {"label": label, "character": self._weights(_numpy(characters), len(label))}
+        feeds = {"label": label, "character": self._weights(_numpy(characters), label.shape)}
         if self.card.generator.z_dim:
             feeds["z"] = self._noise(z, len(label))
         (image,) = self.session.run([OUTPUT_NAME], feeds)
@@ -243,21 +249,28 @@ class OnnxPainter:
         eye = np.eye(self.num_classes, dtype=np.float32)
         return np.ascontiguousarray(eye[labels].transpose(0, 3, 1, 2))
 
-    def _weights(self, characters: np.ndarray, batch: int) -> np.ndarray:
-        """(B,) ids or (B, K) weights -> (B, K) float32 weights."""
+    def _weights(self, characters: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """(B,) ids, (B, K) weights, (B, H, W) id maps or (B, K, H, W) weight maps -> (B, K, H, W) float32."""
+        B, _, H, W = shape
         K = self.num_characters
-        if characters.ndim == 1 and not np.issubdtype(characters.dtype, np.floating):
+        if not np.issubdtype(characters.dtype, np.floating) and characters.ndim in (1, 3):
             bad = characters[(characters < 0) | (characters >= K)]
             if bad.size:
                 names = ", ".join(f"{i}={n}" for i, n in enumerate(self.card.character_names))
                 raise UserError(f"character {int(bad[0])} does not exist: this model knows {K} ({names})")
-            characters = np.eye(K, dtype=np.float32)[characters]
-        if characters.shape != (batch, K) or not np.issubdtype(characters.dtype, np.number):
+            characters = np.eye(K, dtype=np.float32)[characters]  # (B, K) or (B, H, W, K)
+            if characters.ndim == 4:
+                characters = characters.transpose(0, 3, 1, 2)
+        if characters.shape == (B, K):
+            characters = characters[:, :, None, None]
+        if characters.shape not in ((B, K, 1, 1), (B, K, H, W)) or not np.issubdtype(
+            characters.dtype, np.number
+        ):
             raise UserError(
-                f"characters must be ({batch},) ids or ({batch}, {K}) weights, got {characters.shape} "
-                "(per-pixel character maps need the torch Painter)"
+                f"characters must be ({B},) ids, ({B}, {K}) weights, ({B}, {H}, {W}) id maps or "
+                f"({B}, {K}, {H}, {W}) weight maps, got {characters.shape}"
             )
-        return np.ascontiguousarray(characters, dtype=np.float32)
+        return np.ascontiguousarray(np.broadcast_to(characters, (B, K, H, W)), dtype=np.float32)
 
     def _noise(self, z: np.ndarray | torch.Tensor | None, batch: int) -> np.ndarray:
         z_dim = self.card.generator.z_dim

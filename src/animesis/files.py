@@ -9,6 +9,7 @@ target, and the folder's entry flushed too. A failure leaves the previous file a
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -84,6 +85,12 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_bytes(path: Path, data: bytes) -> None:
     write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def sha256(path: Path) -> str:
+    """The file's SHA-256, hex (read in chunks: weights can be large)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def fsync_tree(folder: Path) -> None:

@@ -15,7 +15,7 @@ from torch.nn.utils import parametrize
 from animesis.data.dataset import read_label
 from animesis.device import resolve_device
 from animesis.errors import UserError
-from animesis.models.pretrained import CONFIG_NAME, ModelCard, ModelLoadError, from_pretrained
+from animesis.models.pretrained import CONFIG_NAME, ModelCard, ModelLoadError, from_pretrained, weights_file
 from animesis.runs import resolve_checkpoint
 
 SHIPPED = Path(__file__).with_name("shipped")  # the default model's folder inside the package
@@ -55,6 +55,7 @@ class Painter:
         self.G = fold_spectral_norm(generator).to(device, memory_format=torch.channels_last).eval()
         self.card = card
         self.device = device
+        self.weights: Path | None = None  # the file the weights came from, when loaded from a folder
         self.bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
         self.forward = self.G
         if compile:
@@ -73,8 +74,11 @@ class Painter:
         compile: bool = False,
     ) -> Painter:
         dev = resolve_device(device)
-        G, card = from_pretrained(find_model_folder(path, which), dev, use_ema=use_ema)
-        return cls(G, card, dev, precision=precision, compile=compile)
+        folder = find_model_folder(path, which)
+        G, card = from_pretrained(folder, dev, use_ema=use_ema)
+        painter = cls(G, card, dev, precision=precision, compile=compile)
+        painter.weights = weights_file(folder, use_ema)
+        return painter
 
     @classmethod
     def load_default(cls, *, device: str = "auto", precision: str = "auto", compile: bool = False) -> Painter:

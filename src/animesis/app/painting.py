@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -106,11 +106,18 @@ def characters_for(job: PaintJob, n: int, painter: Painter) -> np.ndarray:
     return np.full(n, job.character, np.int64)  # (n,) ids
 
 
-def paint_job(painter: Painter, job: PaintJob, seeds: list[int]) -> np.ndarray:
-    """The job painted once per seed -> (len(seeds), H, W, 3) uint8."""
+class Engine(Protocol):
+    """What runs the generator: the Painter itself (torch) or an onnxruntime graph of the same weights."""
+
+    def paint(self, labels: np.ndarray, characters: torch.Tensor, z: torch.Tensor | None) -> np.ndarray: ...
+
+
+def paint_job(painter: Painter, job: PaintJob, seeds: list[int], engine: Engine | None = None) -> np.ndarray:
+    """The job painted once per seed -> (len(seeds), H, W, 3) uint8, by `engine` (default: the painter)."""
     n = len(seeds)
     labels = np.repeat(job.label[None], n, axis=0)
-    return painter.paint(labels, torch.as_tensor(characters_for(job, n, painter)), noise_for(painter, seeds))
+    characters = torch.as_tensor(characters_for(job, n, painter))
+    return (engine or painter).paint(labels, characters, noise_for(painter, seeds))
 
 
 def character_swatches(painter: Painter, template: np.ndarray, batch: int = 8) -> list[list[int]]:

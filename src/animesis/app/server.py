@@ -28,6 +28,7 @@ from starlette.routing import Route
 from animesis.app.examples import BLANK, Example, load_examples
 from animesis.app.painting import (
     MAX_VARIATIONS,
+    Engine,
     PaintJob,
     as_int,
     band_template,
@@ -67,6 +68,7 @@ class AppState:
     """What the handlers share: the painter, the caps, and what start-up computed once."""
 
     painter: Painter
+    engine: Engine | None  # paints instead of the painter's torch generator when set (onnxruntime)
     limits: Limits
     examples: dict[str, Example]
     info: dict[str, Any]
@@ -84,9 +86,15 @@ class AppState:
 
 
 def create_app(
-    painter: Painter, *, max_upload_bytes: int = Limits.max_upload_bytes, max_pixels: int = Limits.max_pixels
+    painter: Painter,
+    *,
+    engine: Engine | None = None,
+    engine_name: str = "torch",
+    max_upload_bytes: int = Limits.max_upload_bytes,
+    max_pixels: int = Limits.max_pixels,
 ) -> Starlette:
-    """The app for one painter; paints the character swatches once, here."""
+    """The app for one painter (and the engine that paints for it, if not its own torch generator);
+    paints the character swatches once, here."""
     limits = Limits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
     examples = load_examples(painter.card.palette, painter.card.image_size)
     template = (
@@ -96,9 +104,11 @@ def create_app(
     )
     state = AppState(
         painter=painter,
+        engine=engine,
         limits=limits,
         examples=examples,
-        info=model_info(painter, character_swatches(painter, template), limits),
+        info=model_info(painter, character_swatches(painter, template), limits)
+        | {"engine": engine_name.split(" (")[0]},  # the page shows "torch" or "onnxruntime", not paths
         static={
             route: ((STATIC_DIR / name).read_bytes(), kind) for route, (name, kind) in STATIC_FILES.items()
         },
@@ -255,7 +265,7 @@ async def _paint(request: Request, job: PaintJob, seeds: list[int]) -> np.ndarra
     async with state.lock():
         if await request.is_disconnected():
             return None
-        return await run_in_threadpool(paint_job, state.painter, job, seeds)
+        return await run_in_threadpool(paint_job, state.painter, job, seeds, state.engine)
 
 
 # --- serving -------------------------------------------------------------------------------------
@@ -297,11 +307,12 @@ def make_server(app: Starlette) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve(painter: Painter, host: str = "127.0.0.1", port: int = 7860, **app_options: int) -> None:
+def serve(painter: Painter, host: str = "127.0.0.1", port: int = 7860, **app_options: Any) -> None:
     """Run the app until Ctrl-C: print its URL, and warn when others on the network can reach it."""
     app = create_app(painter, **app_options)
     sock = bind_socket(host, port)
     print(f"animesis paint: {url_of(host, sock.getsockname()[1])}  (Ctrl-C stops)", flush=True)
+    print(f"painting with {app_options.get('engine_name', 'torch')}", flush=True)
     if not is_loopback(host):
         print(
             f"warning: listening on {host}: anyone who can reach this machine can use the app (no login)",

@@ -186,10 +186,16 @@ def from_pretrained(
     folder = Path(folder)
     card = read_card(folder)
     G = Generator(card.generator)
-    weights = folder / (G_EMA_WEIGHTS if use_ema else G_WEIGHTS)
+    load_weights(G, weights_file(folder, use_ema))
+    return G.to(device).eval(), card
+
+
+def weights_file(folder: Path, use_ema: bool = True) -> Path:
+    """The generator weights a folder is painted with: the EMA ones, or the raw ones when asked or
+    when the run kept no EMA."""
+    weights = Path(folder) / (G_EMA_WEIGHTS if use_ema else G_WEIGHTS)
     if use_ema and not weights.exists():
-        weights = folder / G_WEIGHTS  # a run trained without EMA saves only the raw generator
+        weights = Path(folder) / G_WEIGHTS
     if not weights.exists():
         raise ModelLoadError(f"{weights}: missing")
-    load_weights(G, weights)
-    return G.to(device).eval(), card
+    return weights

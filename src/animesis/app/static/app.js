@@ -342,7 +342,7 @@
     $("variations-block").hidden = !m.z;
     $("seed-row").hidden = !m.z;
     $("model-line").textContent =
-      `${m.size[0]}×${m.size[1]} · ${m.classes.length} classes · ${m.characters.length} characters · ${m.device}`;
+      `${m.size[0]}×${m.size[1]} · ${m.classes.length} classes · ${m.characters.length} characters · ${m.device} · ${m.engine}`;
   }
 
   function bindControls() {
