@@ -31,6 +31,7 @@ import torch
 
 from animesis.characters import AddCharacterJob, FitSettings, add_character
 from animesis.cli import main as cli
+from animesis.config import PRESETS
 from animesis.data.check import read_label
 from animesis.data.layout import load_dataset
 from animesis.data.palette import DEFAULT_PALETTE
@@ -107,6 +108,17 @@ def train(name: str, data: Path, ckdir: Path, s: dict) -> tuple[Path, float]:
          "--checkpoints_dir", str(ckdir), "--freq_print", "100", "--freq_fid", "0", "--num_workers", "0",
          "--freq_save_latest", str(s["steps"]), "--no_progress"])  # fmt: skip
     return run, cpu_now() - t
+
+
+def reused(run: Path, s: dict) -> Path:
+    """A nine-character run trained elsewhere, if it was trained as `train` would train it (seed aside)."""
+    saved = json.loads((run / "run.json").read_text())
+    want = {"image_size": [s["crop"], s["crop"]], "batch_size": s["batch"], "max_steps": s["steps"]}
+    have = {k: saved[k] for k in want}
+    g = saved["generator"]
+    if have != want or g["num_characters"] != 9 or g["base_channels"] != PRESETS[s["preset"]]["base_g"]:
+        raise SystemExit(f"{run}: not trained like this scale's models ({have}, {g}); want {want}")
+    return run
 
 
 def judge(info, s: dict, size: int):
@@ -194,6 +206,13 @@ def main() -> None:
         "--work", default=None, help="folder for data, models and judges (default: a temporary one)"
     )
     ap.add_argument("--drafted", action="store_true", help="also add her from drafted label maps (k=3)")
+    ap.add_argument(
+        "--nine",
+        default=None,
+        metavar="RUN",
+        help="the model trained with all nine: reuse this run (same preset, size, batch and steps; checked) "
+        "instead of training one",
+    )
     args = ap.parse_args()
     s = SCALES[args.scale]
     work = Path(args.work or tempfile.mkdtemp(prefix="add_character_"))
@@ -201,7 +220,9 @@ def main() -> None:
     full = draw(work / "synth9", s)
     eight = without_ninth(full, work / "synth8")
     run8, cpu8 = train("eight", eight, work / "ck", s)
-    run9, cpu9 = train("nine", full, work / "ck", s)
+    run9, cpu9 = (
+        (reused(Path(args.nine), s), float("nan")) if args.nine else train("nine", full, work / "ck", s)
+    )
     info = load_dataset(full, deep=False)
     size = s["crop"]
     judge_net = judge(info, s, size)
@@ -222,7 +243,8 @@ def main() -> None:
         },
         "judge_on_all_real_test_pictures": round(identity_accuracy(judge_net, all_reals, truth), 3),
         "trained_with_nine": score(Painter.load(run9, device="cpu"), maps, judge_net, colours),
-        "cpu_minutes_per_model": {"eight": round(cpu8 / 60, 2), "nine": round(cpu9 / 60, 2)},
+        "cpu_minutes_per_model": {"eight": round(cpu8 / 60, 2), "nine": None if args.nine else round(cpu9 / 60, 2)},
+        "nine_model": str(run9) if args.nine else "trained here",
         "added": {},
     }  # fmt: skip
     runs = [(k, "given") for k in s["ks"]] + ([(3, "drafted")] if args.drafted else [])
