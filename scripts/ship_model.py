@@ -22,12 +22,18 @@ MAX_BYTES = 25 * 2**20
 
 
 def training_cost(run: Path) -> str:
-    """Iterations and wall-clock from the run's log (img/s per status line)."""
+    """Iterations and wall-clock from the run's log (img/s per status line), and those of the run its
+    weights started from (--init_from), if any."""
     intervals = status_intervals(run)
     if not intervals:
         return "unknown"
     steps, seconds = sum(n for n, _ in intervals), sum(t for _, t in intervals)
-    return f"{steps} iterations, about {seconds / 60:.0f} minutes of training (status lines' img/s)"
+    size = "x".join(map(str, json.loads((run / "run.json").read_text())["image_size"][::-1]))
+    text = f"{steps} iterations at {size}, about {seconds / 60:.0f} minutes of training (status lines' img/s)"
+    init = json.loads((run / "run.json").read_text()).get("init_from")
+    if init:  # checkpoints/BASE/models/ITER
+        text += f", after {training_cost(Path(init).parent.parent)} whose weights it started from"
+    return text
 
 
 def main() -> None:
@@ -37,6 +43,7 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="`animesis eval --json` of this run")
     ap.add_argument("--command", required=True, help="the exact training command, for the card")
     ap.add_argument("--out", default="src/animesis/shipped")
+    ap.add_argument("--notes", default=None, help="a Markdown file appended to the card (its limits)")
     args = ap.parse_args()
     folder = resolve_checkpoint(Path(args.run), args.iter)
     weights = folder / G_EMA_WEIGHTS
@@ -77,6 +84,8 @@ The model `animesis paint`, `animesis generate` and `animesis export` use when n
 |---|---|
 {rows}
 """
+    if args.notes:
+        text += "\n" + Path(args.notes).read_text(encoding="utf-8")
     (out / "README.md").write_text(text, encoding="utf-8")
     print(f"shipped {folder} -> {out}")
 

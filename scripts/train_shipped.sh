@@ -41,4 +41,4 @@ animesis judges --dataroot "$DATA"
 animesis eval --name "$NAME" --ckpt_iter latest --dataroot "$DATA" --json "results/$NAME/metrics.json"
 python scripts/ship_model.py --run "checkpoints/$NAME" --metrics "results/$NAME/metrics.json" \
   --command "bash scripts/train_shipped.sh (SIZE=$SIZE PRESET=$PRESET STEPS=$STEPS BATCH=$BATCH BASE_STEPS=$BASE_STEPS)" \
-  --out src/animesis/shipped
+  --out src/animesis/shipped --notes scripts/shipped_limits.md
