@@ -455,3 +455,19 @@ def test_module_reports_a_missing_model_in_one_line(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
     assert r.returncode == 2
     assert r.stderr.startswith("error: ") and "nope" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_built_in_model_ships_a_current_graph_and_the_app_paints_with_it():
+    from animesis.export import BESIDE_WEIGHTS, is_current
+    from animesis.inference import SHIPPED
+
+    painter = Painter.load_default(device="cpu")
+    assert is_current(SHIPPED / BESIDE_WEIGHTS, painter.weights)
+    engine, name = load_engine(painter, "auto")
+    assert engine is not None and name.startswith("onnxruntime")
+    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) <= 25 * 2**20  # what the package may carry
+    label = painter.resize_label(np.full((8, 8), painter.card.palette.index("background"), np.uint8))
+    z = painter.noise(1, 0)
+    assert (
+        np.abs(engine.paint(label[None], [3], z).astype(int) - painter.paint(label[None], [3], z)).max() <= 1
+    )

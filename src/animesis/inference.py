@@ -114,7 +114,7 @@ class Painter:
     def resize_label(self, label: np.ndarray) -> np.ndarray:
         H, W = self.card.image_size
         if label.shape != (H, W):
-            label = np.asarray(Image.fromarray(label).resize((W, H), Image.NEAREST))
+            label = np.array(Image.fromarray(label).resize((W, H), Image.NEAREST))  # writable, unlike asarray
         return label
 
     def check_character(self, character: int) -> None:

@@ -70,7 +70,7 @@ def read_map(body: dict[str, Any], field: str, painter: Painter, limits: Limits)
             values = label_from_image(img, painter.card.palette, limit, what)
         else:
             values = index_map(img, limit, what, kind)
-        return np.array(painter.resize_label(values))  # PIL's resize gives a read-only array
+        return painter.resize_label(values)
     raise UploadError(f"request: missing {field} (base64 of H*W bytes) or {field}_png (base64 of a PNG)")
 
 
