@@ -28,9 +28,10 @@ def training_cost(run: Path) -> str:
     if not intervals:
         return "unknown"
     steps, seconds = sum(n for n, _ in intervals), sum(t for _, t in intervals)
-    size = "x".join(map(str, json.loads((run / "run.json").read_text())["image_size"][::-1]))
+    saved = json.loads((run / "run.json").read_text())
+    size = "x".join(map(str, saved["image_size"][::-1]))
     text = f"{steps} iterations at {size}, about {seconds / 60:.0f} minutes of training (status lines' img/s)"
-    init = json.loads((run / "run.json").read_text()).get("init_from")
+    init = saved.get("init_from")
     if init:  # checkpoints/BASE/models/ITER
         text += f", after {training_cost(Path(init).parent.parent)} whose weights it started from"
     return text

@@ -205,7 +205,7 @@ def test_onnxruntime_paints_what_torch_paints_for_every_request(beside, face):
     painter = Painter.load(beside, device="cpu")
     engine, name = load_engine(painter, "auto")
     assert name.startswith("onnxruntime") and engine is not None
-    onnx_client = TestClient(create_app(painter, engine=engine, engine_name=name))
+    onnx_client = TestClient(create_app(painter, engine=engine))
     assert onnx_client.get("/api/model").json()["engine"] == "onnxruntime"
     owner = np.zeros(SIZE, np.uint8)
     owner[:, SIZE[1] // 2 :] = 2

@@ -89,7 +89,6 @@ def create_app(
     painter: Painter,
     *,
     engine: Engine | None = None,
-    engine_name: str = "torch",
     max_upload_bytes: int = Limits.max_upload_bytes,
     max_pixels: int = Limits.max_pixels,
 ) -> Starlette:
@@ -108,7 +107,7 @@ def create_app(
         limits=limits,
         examples=examples,
         info=model_info(painter, character_swatches(painter, template), limits)
-        | {"engine": engine_name.split(" (")[0]},  # the page shows "torch" or "onnxruntime", not paths
+        | {"engine": "torch" if engine is None else "onnxruntime"},
         static={
             route: ((STATIC_DIR / name).read_bytes(), kind) for route, (name, kind) in STATIC_FILES.items()
         },
@@ -307,12 +306,15 @@ def make_server(app: Starlette) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve(painter: Painter, host: str = "127.0.0.1", port: int = 7860, **app_options: Any) -> None:
-    """Run the app until Ctrl-C: print its URL, and warn when others on the network can reach it."""
+def serve(
+    painter: Painter, host: str = "127.0.0.1", port: int = 7860, *, note: str = "torch", **app_options: Any
+) -> None:
+    """Run the app until Ctrl-C: print its URL and `note` (what paints), and warn when others on the
+    network can reach it."""
     app = create_app(painter, **app_options)
     sock = bind_socket(host, port)
     print(f"animesis paint: {url_of(host, sock.getsockname()[1])}  (Ctrl-C stops)", flush=True)
-    print(f"painting with {app_options.get('engine_name', 'torch')}", flush=True)
+    print(f"painting with {note}", flush=True)
     if not is_loopback(host):
         print(
             f"warning: listening on {host}: anyone who can reach this machine can use the app (no login)",

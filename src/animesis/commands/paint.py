@@ -75,5 +75,5 @@ def run_paint(args: PaintArgs) -> int:
 
     painter = load_painter(args)
     engine, name = load_engine(painter, args.backend)
-    serve(painter, host=args.host, port=args.port, engine=engine, engine_name=name)
+    serve(painter, host=args.host, port=args.port, engine=engine, note=name)
     return 0
