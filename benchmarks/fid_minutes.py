@@ -7,6 +7,11 @@ as the floor. Prints the points as JSON and writes the plot (needs matplotlib: p
 
   python benchmarks/fid_minutes.py results/recipes_half.json results/recipes_full.json \
       --recipes default vgg style_vgg3_nolabelmix --out docs/images/fid_minutes.png
+
+With --curves, the points are instead the validation FIDs each run scored while it trained
+(`recipes.py --fid_points K`) against its measured training minutes (status lines, scoring left out):
+
+  python benchmarks/fid_minutes.py results/recipes.json --curves --recipes default paired
 """
 
 from __future__ import annotations
@@ -44,7 +49,32 @@ def points(paths: list[str], recipes: list[str] | None) -> dict[str, list[dict]]
     return out
 
 
-def plot(data: dict[str, list[dict]], out: Path) -> None:
+def curves(paths: list[str], recipes: list[str] | None) -> dict[str, list[dict]]:
+    """recipe -> [{minutes, steps, fid mean/min/max, seeds, fid_real}] from the runs' validation FIDs."""
+    by_step: dict[str, dict[int, dict]] = {}
+    for path in paths:
+        for run in json.loads(Path(path).read_text())["runs"].values():
+            if recipes and run["recipe"] not in recipes:
+                continue
+            for point in run.get("fid_curve", []):
+                row = by_step.setdefault(run["recipe"], {}).setdefault(
+                    point["step"], {"steps": point["step"], "mins": [], "fids": [], "fid_real": []}
+                )
+                row["mins"].append(point["minutes"])
+                row["fids"].append(point["val_fid"])
+                if point.get("val_fid_real") is not None:
+                    row["fid_real"].append(point["val_fid_real"])
+    out: dict[str, list[dict]] = {}
+    for recipe, rows in by_step.items():
+        for r in sorted(rows.values(), key=lambda r: r["steps"]):
+            fids, mins = r.pop("fids"), r.pop("mins")
+            r.update(minutes=round(statistics.fmean(mins), 2), fid=statistics.fmean(fids), fid_min=min(fids))
+            r.update(fid_max=max(fids), seeds=len(fids))
+            out.setdefault(recipe, []).append(r)
+    return out
+
+
+def plot(data: dict[str, list[dict]], out: Path, xlabel: str, ylabel: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,8 +89,8 @@ def plot(data: dict[str, list[dict]], out: Path) -> None:
     floors = [v for rows in data.values() for r in rows for v in r["fid_real"]]
     if floors:
         ax.axhline(statistics.fmean(floors), color="grey", ls="--", label="real vs real (same N)")
-    ax.set_xlabel("training minutes (2 CPU cores, calibrated)")
-    ax.set_ylabel("FID (test split, N=180; mean, min..max of seeds)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -74,10 +104,22 @@ def main() -> None:
     ap.add_argument("outputs", nargs="+", help="outputs of benchmarks/recipes.py, one per budget")
     ap.add_argument("--recipes", nargs="+", default=None)
     ap.add_argument("--out", default="docs/images/fid_minutes.png")
+    ap.add_argument("--curves", action="store_true", help="the validation FIDs scored during training")
     args = ap.parse_args()
-    data = points(args.outputs, args.recipes)
+    if args.curves:
+        data = curves(args.outputs, args.recipes)
+        labels = (
+            "training minutes (2 CPU cores, measured)",
+            "validation FID (N=180; mean, min..max of seeds)",
+        )
+    else:
+        data = points(args.outputs, args.recipes)
+        labels = (
+            "training minutes (2 CPU cores, calibrated)",
+            "FID (test split, N=180; mean, min..max of seeds)",
+        )
     print(json.dumps(data, indent=2))
-    plot(data, Path(args.out))
+    plot(data, Path(args.out), *labels)
 
 
 if __name__ == "__main__":

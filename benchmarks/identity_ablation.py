@@ -30,6 +30,7 @@ SUMMARY = (
     "colour_error",
     "colour_error_every_character",
     "fid",
+    "fid_real",  # real-vs-real at the same N: the floor beside the FID
     "kid_x100",
     "lpips_paired",
     "miou",

@@ -73,6 +73,20 @@ RECIPES: dict[str, list[str]] = {
     ],
     "vgg_lr": ["--add_vgg_loss", "--lr_g", "4e-4"],
     "vgg_nolabelmix": ["--add_vgg_loss", "--no_labelmix"],
+    "vgg_l1": ["--add_vgg_loss", "--lambda_l1", "10"],  # the character's colours pinned by a pixel term
+    "vgg3_nolabelmix": ["--add_vgg_loss", "--vgg_layers", "3", "--no_labelmix"],
+    "vgg_enc": ["--add_vgg_loss", "--z_encoder"],  # z encoded from the real picture: variety kept
+    "vgg_l1_enc": ["--add_vgg_loss", "--lambda_l1", "10", "--z_encoder"],
+    "vgg3_l1_enc_nolabelmix": [
+        "--add_vgg_loss",
+        "--vgg_layers",
+        "3",
+        "--lambda_l1",
+        "10",
+        "--z_encoder",
+        "--no_labelmix",
+    ],
+    "vgg3_l1_nolabelmix": ["--add_vgg_loss", "--vgg_layers", "3", "--lambda_l1", "10", "--no_labelmix"],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
 }
 SUMMARY = (
@@ -94,15 +108,43 @@ def sh(*args: str, env: dict | None = None) -> None:
 
 
 def train(args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, freq: int) -> float:
-    """Train one run to `steps` iterations; returns wall-clock seconds."""
+    """Train one run to `steps` iterations; returns wall-clock seconds. With --fid_points K the run
+    also scores its validation FID K times (its status lines fall on the same iterations)."""
+    fid = ["--freq_fid", "0"]
+    if getattr(args, "fid_points", 0):
+        freq = max(1, steps // args.fid_points)
+        fid = ["--freq_fid", str(freq), "--fid_samples", str(args.fid_samples)]
     t = time.perf_counter()
     sh(
         sys.executable, "-m", "animesis", "train", "--name", name, "--dataroot", args.data,
         *BASE, *flags, "--max_steps", str(steps), "--seed", str(seed), "--gpu_ids", "-1",
-        "--checkpoints_dir", ckdir, "--freq_print", str(freq), "--freq_fid", "0",
+        "--checkpoints_dir", ckdir, "--freq_print", str(freq), *fid,
         "--freq_save_latest", str(steps), "--no_progress",
     )  # fmt: skip
     return time.perf_counter() - t
+
+
+def fid_curve(run_dir: Path) -> list[dict]:
+    """[{step, minutes, val_fid, val_fid_real}]: the run's validation FIDs against its training minutes
+    so far (the status lines' time, which leaves out the scoring itself)."""
+    elapsed, minutes_at = 0.0, {0: 0.0}
+    step = 0
+    for n, seconds in status_intervals(run_dir):
+        step, elapsed = step + n, elapsed + seconds
+        minutes_at[step] = elapsed / 60
+    curve = []
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        entry = json.loads(line) if line.strip() else {}
+        if "val_fid" in entry and entry["step"] in minutes_at:
+            curve.append(
+                {
+                    "step": entry["step"],
+                    "minutes": round(minutes_at[entry["step"]], 3),
+                    "val_fid": entry["val_fid"],
+                    "val_fid_real": entry.get("val_fid_real"),
+                }
+            )
+    return curve
 
 
 def wall_clock(args) -> None:
@@ -205,6 +247,8 @@ def main() -> None:
         help="evaluate a run that already reached its steps instead of training it again",
     )
     ap.add_argument("--merge", nargs="+", default=None, help="only merge these outputs into --out")
+    ap.add_argument("--fid_points", type=int, default=0, help="validation FIDs scored during each run")
+    ap.add_argument("--fid_samples", type=int, default=180, help="val pictures per validation FID")
     ap.add_argument(
         "--wall_clock",
         type=int,
@@ -281,6 +325,8 @@ def main() -> None:
                 "metrics": {k: report["metrics"].get(k) for k in (*SUMMARY, "fid_real")},
                 "report": str(report_path),
             }
+            if args.fid_points:
+                results["runs"][key]["fid_curve"] = fid_curve(run_dir)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(
                 json.dumps(results, indent=2) + "\n"
@@ -309,7 +355,7 @@ def summarise(runs: dict) -> dict:
 
 def table(summary: dict) -> str:
     """The summary as a Markdown table: mean (min..max) over seeds."""
-    cols = ("fid", "kid_x100", "identity_accuracy", "identity_accuracy_every_character", "colour_error", "miou",
+    cols = ("fid", "fid_real", "kid_x100", "identity_accuracy", "identity_accuracy_every_character", "colour_error", "miou",
             "lpips_diversity", "lpips_paired")  # fmt: skip
     lines = ["| recipe | seeds | steps | " + " | ".join(cols) + " |", "|---" * (len(cols) + 3) + "|"]
     for recipe, row in summary.items():

@@ -1,5 +1,6 @@
 """Each loss against values computed by hand on tiny tensors."""
 
+import itertools
 import math
 
 import pytest
@@ -81,3 +82,32 @@ def test_labelmix_loss_value():
     # target = (1, 7); squared errors 1 and 49
     assert losses.labelmix_loss(d_mixed, d_real, d_fake, mask).item() == pytest.approx(25.0)
     assert losses.labelmix_loss(torch.tensor([[[[1.0, 7.0]]]]), d_real, d_fake, mask).item() == 0.0
+
+
+def test_masked_l1_averages_over_mask_only():
+    fake, real = torch.zeros(1, 3, 1, 2), torch.zeros(1, 3, 1, 2)
+    real[0, :, 0, 0] = 0.5  # pixel 0 differs by 0.5 in every channel
+    real[0, :, 0, 1] = 2.0  # pixel 1 differs by 2, but lies outside the mask
+    mask = torch.tensor([[[True, False]]])
+    assert losses.masked_l1(fake, real, mask).item() == pytest.approx(0.5)
+    assert losses.masked_l1(fake, real, torch.ones(1, 1, 2, dtype=torch.bool)).item() == pytest.approx(1.25)
+
+
+def test_truncated_vgg_keeps_the_terms_total_weight():
+    """Fewer taps keep OASIS's ratios between them and the full network's total weight."""
+    full = sum(losses.VGG_TAP_WEIGHTS)
+    assert losses.tap_weights(5) == pytest.approx(losses.VGG_TAP_WEIGHTS)
+    for n in (1, 3, 4):
+        w = losses.tap_weights(n)
+        assert len(w) == n and sum(w) == pytest.approx(full)
+        assert [b / a for a, b in itertools.pairwise(w)] == pytest.approx([2.0] * (n - 1))
+
+
+def test_kl_to_standard_normal_value():
+    zero = torch.zeros(2, 3)
+    assert losses.kl_to_standard_normal(zero, zero).item() == 0.0  # the prior itself
+    # mu = 1, var = 1 in each of 3 dims: 0.5 * 1 per dim, summed over dims, averaged over the batch
+    assert losses.kl_to_standard_normal(torch.ones(2, 3), zero).item() == pytest.approx(1.5)
+    # var = e, mu = 0: 0.5 * (e - 1 - 1) per dim
+    logvar = torch.ones(1, 2)
+    assert losses.kl_to_standard_normal(torch.zeros(1, 2), logvar).item() == pytest.approx(math.e - 2)

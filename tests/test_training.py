@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from datagen import write_tiny_dataset
 from PIL import Image
 
-from animesis import runs
+from animesis import losses, runs
 from animesis.config import DiscriminatorConfig, GeneratorConfig, LossConfig, TrainConfig
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
@@ -25,6 +25,7 @@ from animesis.models.generator import Generator
 from animesis.models.pretrained import D_WEIGHTS, G_EMA_WEIGHTS, G_WEIGHTS, load_weights
 from animesis.training import checkpoint as ckpt
 from animesis.training.loop import train
+from animesis.training.step import identity_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 3
@@ -147,6 +148,9 @@ def test_validation_fid_keeps_a_best_checkpoint(data, tmp_path):
     train(cfg, load_dataset(data), progress=False)
     log = [json.loads(line) for line in (cfg.run_dir / "log.jsonl").read_text().splitlines()]
     fids = {e["step"]: e["val_fid"] for e in log if "val_fid" in e}
+    # the real-vs-real FID at the same N sits beside each one, the same every time
+    floors = {e["val_fid_real"] for e in log if "val_fid" in e}
+    assert len(floors) == 1 and all(np.isfinite(v) and v >= 0 for v in floors)
     assert sorted(fids) == [2, 4] and all(np.isfinite(v) for v in fids.values())
     best = runs.read_pointer(cfg.run_dir, "best")
     assert best == min(fids, key=fids.get)
@@ -161,6 +165,48 @@ def test_vgg_perceptual_loss_trains(data, tmp_path):
     train(cfg, load_dataset(data), progress=False)
     log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(log["G_vgg"]) and log["G_vgg"] > 0
+
+
+def test_l1_term_trains_on_the_character_only(data, tmp_path):
+    """--lambda_l1 joins the loss, and a painting that differs from the real picture only on the
+    background costs nothing."""
+    cfg = make_cfg(
+        data, tmp_path, max_steps=2, freq_print=2, freq_save_latest=2, loss=LossConfig(lambda_l1=10.0)
+    )
+    train(cfg, load_dataset(data), progress=False)
+    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(log["G_l1"]) and log["G_l1"] > 0
+    real = torch.rand(2, 3, 4, 4) * 2 - 1
+    label = torch.zeros(2, 4, 4, dtype=torch.long)
+    label[:, 1:3, 1:3] = 1  # class 1 carries identity, class 0 (background) does not
+    carries = torch.tensor([False, True])
+    fake = real.clone()
+    fake[:, :, 0] = -real[:, :, 0]  # the top row is background everywhere
+    assert losses.masked_l1(fake, real, identity_mask(label, carries)).item() == 0.0
+    fake[:, :, 1, 1] += 0.5
+    assert losses.masked_l1(fake, real, identity_mask(label, carries)).item() == pytest.approx(0.5 * 2 / 8)
+
+
+def test_z_encoder_trains_and_painting_still_samples_the_prior(data, tmp_path):
+    """--z_encoder: the KL term joins the loss, the encoder learns, and the trained generator paints
+    from sampled noise as any other (different noise, different pictures)."""
+    base = make_cfg(data, tmp_path, max_steps=2, freq_print=2, freq_save_latest=2)
+    cfg = replace(base, generator=replace(base.generator, z_encoder=True))
+    train(cfg, load_dataset(data), progress=False)
+    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(log["G_kl"]) and log["G_kl"] >= 0
+    G = Generator(cfg.generator)
+    before = {k: v.clone() for k, v in G.state_dict().items() if k.startswith("encoder.")}
+    load_weights(G, cfg.run_dir / "models" / "2" / G_WEIGHTS)
+    after = {k: v for k, v in G.state_dict().items() if k.startswith("encoder.")}
+    assert before and any(not torch.equal(before[k], after[k]) for k in before)
+    painter = Painter.load(cfg.run_dir, "latest", device="cpu")
+    label = np.zeros((2, 32, 32), dtype=np.uint8)
+    label[:, 8:24, 8:24] = 1
+    a, b = (painter.paint(label, [0, 0], painter.noise(2, seed)) for seed in (1, 2))
+    assert a.shape == (2, 32, 32, 3) and not np.array_equal(a, b)
+    with pytest.raises(ValueError, match="z_encoder needs z_dim"):
+        Generator(replace(cfg.generator, z_dim=0))
 
 
 def test_mode_seeking_term_joins_the_loss_only_when_on(data, tmp_path):

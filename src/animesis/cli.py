@@ -140,6 +140,12 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="generator modulation: 'spade' (OASIS) or 'style' (a learned style per character and class)",
     )
+    g.add_argument(
+        "--z_encoder",
+        action="store_true",
+        help="train with z encoded from the real picture (a VAE posterior) so paired losses leave the "
+        "noise its variety; painting samples z as usual",
+    )
     g.add_argument("--no_spectral_norm", action="store_true")
     g.add_argument(
         "--no_identity_head",
@@ -209,6 +215,18 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         type=non_negative_float,
         default=0.0,
         help="feature matching on the discriminator's features",
+    )
+    g.add_argument(
+        "--lambda_l1",
+        type=non_negative_float,
+        default=0.0,
+        help="L1 to the real picture on the character's pixels (never the background, which may vary)",
+    )
+    g.add_argument(
+        "--lambda_kl",
+        type=non_negative_float,
+        default=LossConfig.lambda_kl,
+        help="KL weight of the z encoder's posterior (with --z_encoder)",
     )
     g.add_argument(
         "--paired_region",
@@ -572,6 +590,7 @@ def model_configs(
         norm="instance" if args.param_free_norm == "instance" else "batch",
         spectral_norm=not args.no_spectral_norm,
         modulation=args.modulation or RECIPES[args.recipe]["modulation"],
+        z_encoder=getattr(args, "z_encoder", False),
         identity_head=not args.no_identity_head,
     )
     size = training_size(args.crop_size or p["size"], args.aspect_ratio, g.num_blocks)
@@ -596,6 +615,8 @@ def train_config(args, info) -> TrainConfig:
         lambda_vgg=args.lambda_vgg if recipe["vgg"] or args.add_vgg_loss else 0.0,
         vgg_layers=args.vgg_layers or recipe["vgg_layers"],
         lambda_fm=args.lambda_fm,
+        lambda_l1=args.lambda_l1,
+        lambda_kl=args.lambda_kl,
         paired_region=args.paired_region,
         lambda_ms=args.lambda_ms,
         ms_region=args.ms_region,
@@ -702,6 +723,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "spade_ks": ("generator.spade_kernel",),
     "param_free_norm": ("generator.norm",),
     "modulation": ("generator.modulation",),
+    "z_encoder": ("generator.z_encoder",),
     "no_spectral_norm": ("generator.spectral_norm", "discriminator.spectral_norm"),
     "no_identity_head": ("discriminator.identity_head", "loss.lambda_identity"),
     "EMA_decay": ("ema_decay",),
@@ -717,7 +739,8 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "gpu_ids": ("device",),
     "class_dir": ("class_file",),
     **{f: (f"loss.{f}",) for f in ("lambda_labelmix", "lambda_edge", "lambda_identity", "lambda_vgg",
-                                   "vgg_layers", "lambda_fm", "paired_region", "ms_region", "lambda_ms")},
+                                   "vgg_layers", "lambda_fm", "lambda_l1", "lambda_kl",
+                                   "paired_region", "ms_region", "lambda_ms")},
 }  # fmt: skip
 
 

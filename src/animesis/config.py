@@ -44,6 +44,10 @@ class GeneratorConfig:
     # learned style per (character, class) turned into scale and shift by 1x1 convolutions (cheaper,
     # and colours are tied to the character class by class).
     modulation: Literal["spade", "style"] = "spade"
+    # A training-time encoder of the real picture into the noise (SPADE's VAE, BicycleGAN's cVAE): the
+    # paired losses then compare with a painting of that picture's own background and light, instead of
+    # pulling every noise to one answer. Painting still draws z from N(0, I).
+    z_encoder: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class LossConfig:
     lambda_vgg: float = 0.0  # VGG16 perceptual loss (0 = off; OASIS uses 10 with --add_vgg_loss)
     vgg_layers: int = 5  # VGG16 taps used, shallowest first (fewer: cheaper, less semantic)
     lambda_fm: float = 0.0  # feature matching on the discriminator's decoder features (pix2pixHD)
+    lambda_l1: float = 0.0  # L1 to the real picture on the character's pixels: its colours, cheaply
+    lambda_kl: float = 0.05  # KL of the z encoder's posterior to N(0, I) (SPADE's weight); needs z_encoder
     # Where the paired terms (perceptual, feature matching) pull the painting towards the real picture:
     # "all" pixels, or only the "character" (classes not in identity_ignore), leaving the background to
     # the adversarial loss and the noise.

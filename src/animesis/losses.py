@@ -80,8 +80,22 @@ def mode_seeking_loss(
     return 1.0 / (ratio + eps)
 
 
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) of (B, Z) posteriors: summed over Z, averaged over the batch."""
+    kl = -0.5 * (1 + logvar.float() - mu.float().square() - logvar.float().exp())
+    return kl.sum(dim=1).mean()
+
+
 # OASIS's weights for the five VGG taps, deepest last.
 VGG_TAP_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+def tap_weights(taps: int) -> tuple[float, ...]:
+    """OASIS's weights for the first `taps` taps, scaled to the full network's total: a truncated
+    network is cheaper, and should not also be a ~7x weaker term (3 taps alone sum to 0.22 of 1.47)."""
+    first = VGG_TAP_WEIGHTS[:taps]
+    scale = sum(VGG_TAP_WEIGHTS) / sum(first)
+    return tuple(w * scale for w in first)
 
 
 def perceptual_loss(
@@ -95,6 +109,13 @@ def perceptual_loss(
         w * F.l1_loss(f.float(), r.detach().float())
         for w, f, r in zip(weights[: len(fake_taps)], fake_taps, real_taps, strict=True)
     )
+
+
+def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference (B, 3, H, W) over the pixels of a (B, H, W) mask."""
+    diff = (fake.float() - real.float()).abs().mean(dim=1)  # (B, H, W)
+    m = mask.float()
+    return (diff * m).sum() / m.sum().clamp(min=1.0)
 
 
 def feature_matching_loss(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:

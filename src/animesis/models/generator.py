@@ -15,6 +15,30 @@ def channel_plan(base: int, num_blocks: int) -> list[int]:
     return [base * min(16, 2 ** (num_blocks - i)) for i in range(num_blocks + 1)]
 
 
+class NoiseEncoder(nn.Module):
+    """Real picture -> (mu, logvar) of a posterior over the generator's noise z (B, z_dim) each.
+
+    Strided convolutions and a global average: it sees the whole picture, so z can carry what the label
+    map and the character do not fix (background pattern, light direction); the KL term keeps it near
+    N(0, I), which is what painting samples from.
+    """
+
+    def __init__(self, z_dim: int, width: int = 16, downs: int = 4):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for i in range(downs):
+            c = width * 2 ** min(i, 2)
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.to_posterior = nn.Linear(c_in, 2 * z_dim)
+
+    def forward(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.to_posterior(self.features(real).mean(dim=(2, 3))).chunk(2, dim=1)
+        return mu, logvar
+
+
 class Generator(nn.Module):
     """OASIS generator whose condition is the one-hot label map plus a learned character code.
 
@@ -53,6 +77,10 @@ class Generator(nn.Module):
         )
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
         self.reset_parameters()
+        # Made after the OASIS initialisation: the encoder keeps torch's default one.
+        if cfg.z_encoder and not cfg.z_dim:
+            raise ValueError("z_encoder needs z_dim > 0: it encodes pictures into the noise")
+        self.encoder = NoiseEncoder(cfg.z_dim) if cfg.z_encoder else None
 
     def reset_parameters(self) -> None:
         """OASIS initialisation: Xavier-normal (gain 0.02) convolutions, zero biases, N(0,1) codes."""

@@ -272,8 +272,9 @@ def _train(
                 _save_grid(cfg.run_dir, step, vis, ts.G, ts.G_ema, logs.writer, info)
         pointers = ["latest"] if do_save else []
         if do_fid:
-            fid = validator(ts.G_ema if ts.G_ema is not None else ts.G)
-            logs.log({"step": step, "val_fid": fid})
+            scores = validator(ts.G_ema if ts.G_ema is not None else ts.G)
+            logs.log({"step": step, **scores})  # with the real-vs-real FID at the same N beside it
+            fid = scores["val_fid"]
             if fid < state.best_fid:
                 state.best_fid, state.best_step = fid, step
                 pointers.append("best")

@@ -102,8 +102,12 @@ def g_step_loss(
         if paired_mask is not None:  # the background becomes mid-grey in both: nothing to match there
             f, r = f * paired_mask, r * paired_mask
         terms["G_vgg"] = lc.lambda_vgg * losses.perceptual_loss(
-            vgg_taps(vgg, f, lc.vgg_layers), vgg_taps(vgg, r, lc.vgg_layers)
+            vgg_taps(vgg, f, lc.vgg_layers),
+            vgg_taps(vgg, r, lc.vgg_layers),
+            losses.tap_weights(lc.vgg_layers),
         )
+    if lc.lambda_l1 > 0:
+        terms["G_l1"] = lc.lambda_l1 * losses.masked_l1(fake, b.real, t.id_mask)
     if lc.lambda_fm > 0:
         fake_feats, real_feats = list(out.features), list(real_features)
         if paired_mask is not None:
@@ -165,6 +169,12 @@ class TrainStep:
             weights=losses.class_balance_weights(b.label, N) if lc.class_balancing else None,
             id_mask=identity_mask(b.label, self.carries_identity),
         )
+        posterior = None
+        if z is None and self.G.encoder is not None:  # z from the real picture, reparametrised
+            with self.amp:
+                mu, logvar = self.G.encoder(b.real)
+            eps = torch.randn(mu.shape, device=self.device, generator=gen)
+            z, posterior = mu + eps * (0.5 * logvar).exp(), (mu, logvar)
         fake, pair = self._paint(b, gen, z)
 
         # D step on the detached fake; then the G step through the updated D (one G forward per iteration).
@@ -178,6 +188,8 @@ class TrainStep:
         self.D.requires_grad_(False)  # D's weights get no gradient from the G step
         with self.amp:
             g_terms = g_step_loss(self.D_for_G, b, t, fake, lc, self.vgg, real_features)
+        if posterior is not None:
+            g_terms["G_kl"] = lc.lambda_kl * losses.kl_to_standard_normal(*posterior)
         if pair is not None:
             mask = ~t.id_mask[: pair[0].shape[0]] if lc.ms_region == "background" else None
             g_terms["G_mode_seeking"] = lc.lambda_ms * losses.mode_seeking_loss(*pair, mask=mask)

@@ -22,8 +22,9 @@ from animesis.training.step import autocast_context
 
 def make_fid_validator(
     cfg: TrainConfig, info: DatasetInfo, device: torch.device, env: DistEnv
-) -> Callable[[nn.Module], float] | None:
-    """A function G -> FID(G's paintings of the val maps, the real val images), or None without weights.
+) -> Callable[[nn.Module], dict[str, float]] | None:
+    """A function G -> {"val_fid": FID(G's paintings of the val maps, the real val images), "val_fid_real":
+    the same N of other real pictures against those val images}, or None without weights.
 
     The real statistics are computed once; each call paints the same maps with the same noise, so
     successive values differ only through the generator.
@@ -41,13 +42,14 @@ def make_fid_validator(
         lambda i: dataset[i]["image"], n, net, device=device, progress=False, desc="val real"
     )
     real_stats = GaussianStats.from_features(real)
+    fid_real = _real_vs_real(info, cfg, net, device, real_stats, n)
     g = torch.Generator().manual_seed(cfg.seed + 777)
     z_all = torch.randn(n, cfg.generator.z_dim, generator=g)  # fixed noise, one vector per map
     amp = autocast_context(device, cfg.precision)
     N = info.num_classes
 
     @torch.no_grad()
-    def validate(G: nn.Module) -> float:
+    def validate(G: nn.Module) -> dict[str, float]:
         was_training = G.training
         G.eval()
         fakes = []
@@ -60,6 +62,22 @@ def make_fid_validator(
         G.train(was_training)
         fake_all = torch.cat(fakes)
         feats = stream_features(lambda i: fake_all[i], n, net, device=device, progress=False, desc="val fake")
-        return frechet_distance(real_stats, GaussianStats.from_features(feats))
+        fid = frechet_distance(real_stats, GaussianStats.from_features(feats))
+        return {"val_fid": fid} if fid_real is None else {"val_fid": fid, "val_fid_real": fid_real}
 
     return validate
+
+
+def _real_vs_real(
+    info: DatasetInfo, cfg: TrainConfig, net: nn.Module, device: torch.device, val: GaussianStats, n: int
+) -> float | None:
+    """FID of as many real test pictures (train ones without a test split) against the same val pictures:
+    the floor a perfect generator would reach at this N, printed beside every validation FID."""
+    others = info.splits["test"] or info.splits["train"]
+    if len(others) < n or n < 2:
+        return None
+    dataset = SegmentationDataset(others[:n], info.palette, cfg.image_size, cache=False)
+    feats = stream_features(
+        lambda i: dataset[i]["image"], n, net, device=device, progress=False, desc="reference real"
+    )
+    return frechet_distance(val, GaussianStats.from_features(feats))
