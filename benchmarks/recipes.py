@@ -33,7 +33,14 @@ import torch
 
 from animesis.runs import status_intervals
 
-BASE = ["--preset", "small", "--batch_size", "8"]
+BASE = [
+    "--preset",
+    "small",
+    "--batch_size",
+    "8",
+    "--recipe",
+    "oasis",
+]  # recipes are flags on the seed's losses
 RECIPES: dict[str, list[str]] = {
     "default": [],  # today's default: adversarial, edge and identity terms only
     "vgg": ["--add_vgg_loss"],  # OASIS's optional VGG16 term, weight 10, on every pixel
@@ -85,6 +92,28 @@ RECIPES: dict[str, list[str]] = {
         "10",
         "--z_encoder",
         "--no_labelmix",
+    ],
+    "vgg_l1_char_ms": [  # the background left to D and to mode seeking: variety where it may vary
+        "--add_vgg_loss",
+        "--lambda_l1",
+        "10",
+        "--paired_region",
+        "character",
+        "--lambda_ms",
+        "1",
+        "--ms_region",
+        "background",
+    ],
+    "vgg_l1_lr": ["--add_vgg_loss", "--lambda_l1", "10", "--lr_g", "4e-4"],  # G as fast as D
+    "vgg3_l1_nolabelmix_lr": [
+        "--add_vgg_loss",
+        "--vgg_layers",
+        "3",
+        "--lambda_l1",
+        "10",
+        "--no_labelmix",
+        "--lr_g",
+        "4e-4",
     ],
     "vgg3_l1_nolabelmix": ["--add_vgg_loss", "--vgg_layers", "3", "--lambda_l1", "10", "--no_labelmix"],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?

@@ -183,7 +183,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         help="start a new run from this run's G, G_ema and D weights (same model flags; any image size)",
     )
     g.add_argument("--init_iter", default="latest", help="--init_from's iteration: latest | best | N")
-    g.add_argument("--lr_g", type=positive_float, default=1e-4)
+    g.add_argument("--lr_g", type=positive_float, default=None, help="default: the recipe's")
     g.add_argument("--lr_d", type=positive_float, default=4e-4)
     g.add_argument("--beta1", type=float, default=0.0)
     g.add_argument("--beta2", type=float, default=0.999)
@@ -219,8 +219,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument(
         "--lambda_l1",
         type=non_negative_float,
-        default=0.0,
-        help="L1 to the real picture on the character's pixels (never the background, which may vary)",
+        default=None,
+        help="L1 to the real picture on the character's pixels (never the background, which may vary; "
+        "default: the recipe's)",
     )
     g.add_argument(
         "--lambda_kl",
@@ -615,7 +616,7 @@ def train_config(args, info) -> TrainConfig:
         lambda_vgg=args.lambda_vgg if recipe["vgg"] or args.add_vgg_loss else 0.0,
         vgg_layers=args.vgg_layers or recipe["vgg_layers"],
         lambda_fm=args.lambda_fm,
-        lambda_l1=args.lambda_l1,
+        lambda_l1=recipe["l1"] if args.lambda_l1 is None else args.lambda_l1,
         lambda_kl=args.lambda_kl,
         paired_region=args.paired_region,
         lambda_ms=args.lambda_ms,
@@ -634,7 +635,7 @@ def train_config(args, info) -> TrainConfig:
         batch_size=args.batch_size,
         num_epochs=args.num_epochs,
         max_steps=args.max_steps,
-        lr_g=args.lr_g,
+        lr_g=recipe["lr_g"] if args.lr_g is None else args.lr_g,
         lr_d=args.lr_d,
         beta1=args.beta1,
         beta2=args.beta2,
@@ -729,7 +730,8 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "EMA_decay": ("ema_decay",),
     "no_EMA": ("use_ema",),
     "no_labelmix": ("loss.lambda_labelmix",),
-    "recipe": ("generator.modulation", "loss.lambda_vgg", "loss.vgg_layers", "loss.lambda_labelmix"),
+    "recipe": ("generator.modulation", "loss.lambda_vgg", "loss.vgg_layers", "loss.lambda_labelmix",
+               "loss.lambda_l1", "lr_g"),
     "add_vgg_loss": ("loss.lambda_vgg",),
     "no_balancing_inloss": ("loss.class_balancing",),
     "no_flip": ("flip",),

@@ -138,8 +138,8 @@ class TrainConfig:
 # minute in benchmarks/recipes.py (benchmarks/RESULTS.md): a learned style per character and class,
 # VGG16's three shallow taps, no LabelMix.
 RECIPES: dict[str, dict[str, Any]] = {
-    "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True),
-    "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False),
+    "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True, l1=0.0, lr_g=1e-4),
+    "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False, l1=0.0, lr_g=1e-4),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
