@@ -33,89 +33,35 @@ import torch
 
 from animesis.runs import status_intervals
 
-BASE = [
-    "--preset",
-    "small",
-    "--batch_size",
-    "8",
-    "--recipe",
-    "oasis",
-]  # recipes are flags on the seed's losses
+# Every recipe is flags on the seed's losses (--recipe oasis), whatever the default recipe is.
+BASE = ["--preset", "small", "--batch_size", "8", "--recipe", "oasis"]  # fmt: skip
+VGG, VGG3, L1 = ["--add_vgg_loss"], ["--add_vgg_loss", "--vgg_layers", "3"], ["--lambda_l1", "10"]
+STYLE, NO_LABELMIX, FAST_G = ["--modulation", "style"], ["--no_labelmix"], ["--lr_g", "4e-4"]
+# The paired terms on the character only; the background left to D and to mode seeking, to vary.
+CHAR_MS = ["--paired_region", "character", "--lambda_ms", "1", "--ms_region", "background"]
 RECIPES: dict[str, list[str]] = {
-    "default": [],  # today's default: adversarial, edge and identity terms only
-    "vgg": ["--add_vgg_loss"],  # OASIS's optional VGG16 term, weight 10, on every pixel
-    "vgg3": ["--add_vgg_loss", "--vgg_layers", "3"],  # only the three shallow VGG taps: cheaper
+    "default": [],  # the seed's losses: adversarial, edge and identity terms only
+    "vgg": VGG,  # OASIS's optional VGG16 term, weight 10, on every pixel
+    "vgg3": VGG3,  # only the three shallow VGG taps: cheaper
     "fm": ["--lambda_fm", "10"],  # feature matching on the discriminator instead of VGG
-    "vgg_fm": ["--add_vgg_loss", "--lambda_fm", "10"],
-    "vgg_char": ["--add_vgg_loss", "--paired_region", "character"],  # the background left to the noise
-    "vgg_char_ms": [
-        "--add_vgg_loss",
-        "--paired_region",
-        "character",
-        "--lambda_ms",
-        "1",
-        "--ms_region",
-        "background",
-    ],
-    "style_vgg": ["--modulation", "style", "--add_vgg_loss"],
-    "style_vgg_char_ms": [
-        "--modulation",
-        "style",
-        "--add_vgg_loss",
-        "--paired_region",
-        "character",
-        "--lambda_ms",
-        "1",
-        "--ms_region",
-        "background",
-    ],
-    "style_fm_nolabelmix": ["--modulation", "style", "--lambda_fm", "10", "--no_labelmix"],  # cheapest
-    "style_vgg3_nolabelmix": [
-        "--modulation",
-        "style",
-        "--add_vgg_loss",
-        "--vgg_layers",
-        "3",
-        "--no_labelmix",
-    ],
-    "vgg_lr": ["--add_vgg_loss", "--lr_g", "4e-4"],
-    "vgg_nolabelmix": ["--add_vgg_loss", "--no_labelmix"],
-    "vgg_l1": ["--add_vgg_loss", "--lambda_l1", "10"],  # the character's colours pinned by a pixel term
-    "vgg3_nolabelmix": ["--add_vgg_loss", "--vgg_layers", "3", "--no_labelmix"],
-    "vgg_enc": ["--add_vgg_loss", "--z_encoder"],  # z encoded from the real picture: variety kept
-    "vgg_l1_enc": ["--add_vgg_loss", "--lambda_l1", "10", "--z_encoder"],
-    "vgg3_l1_enc_nolabelmix": [
-        "--add_vgg_loss",
-        "--vgg_layers",
-        "3",
-        "--lambda_l1",
-        "10",
-        "--z_encoder",
-        "--no_labelmix",
-    ],
-    "vgg_l1_char_ms": [  # the background left to D and to mode seeking: variety where it may vary
-        "--add_vgg_loss",
-        "--lambda_l1",
-        "10",
-        "--paired_region",
-        "character",
-        "--lambda_ms",
-        "1",
-        "--ms_region",
-        "background",
-    ],
-    "vgg_l1_lr": ["--add_vgg_loss", "--lambda_l1", "10", "--lr_g", "4e-4"],  # G as fast as D
-    "vgg3_l1_nolabelmix_lr": [
-        "--add_vgg_loss",
-        "--vgg_layers",
-        "3",
-        "--lambda_l1",
-        "10",
-        "--no_labelmix",
-        "--lr_g",
-        "4e-4",
-    ],
-    "vgg3_l1_nolabelmix": ["--add_vgg_loss", "--vgg_layers", "3", "--lambda_l1", "10", "--no_labelmix"],
+    "vgg_fm": [*VGG, "--lambda_fm", "10"],
+    "vgg_char": [*VGG, "--paired_region", "character"],  # the background left to the noise
+    "vgg_char_ms": [*VGG, *CHAR_MS],
+    "style_vgg": [*STYLE, *VGG],
+    "style_vgg_char_ms": [*STYLE, *VGG, *CHAR_MS],
+    "style_fm_nolabelmix": [*STYLE, "--lambda_fm", "10", *NO_LABELMIX],  # cheapest
+    "style_vgg3_nolabelmix": [*STYLE, *VGG3, *NO_LABELMIX],
+    "vgg_lr": [*VGG, *FAST_G],
+    "vgg_nolabelmix": [*VGG, *NO_LABELMIX],
+    "vgg_l1": [*VGG, *L1],  # the character's colours pinned by a pixel term
+    "vgg3_nolabelmix": [*VGG3, *NO_LABELMIX],
+    "vgg_enc": [*VGG, "--z_encoder"],  # z encoded from the real picture: variety kept
+    "vgg_l1_enc": [*VGG, *L1, "--z_encoder"],
+    "vgg3_l1_enc_nolabelmix": [*VGG3, *L1, "--z_encoder", *NO_LABELMIX],
+    "vgg_l1_char_ms": [*VGG, *L1, *CHAR_MS],
+    "vgg_l1_lr": [*VGG, *L1, *FAST_G],  # G's learning rate as D's
+    "vgg3_l1_nolabelmix_lr": [*VGG3, *L1, *NO_LABELMIX, *FAST_G],
+    "vgg3_l1_nolabelmix": [*VGG3, *L1, *NO_LABELMIX],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
 }
 SUMMARY = (
