@@ -48,10 +48,12 @@ def test_seed_train_command_translates():
     assert cfg.image_size == (512, 512)
     assert cfg.generator.base_channels == 64 and cfg.generator.num_blocks == 6
     assert cfg.generator.num_classes == 11 and cfg.generator.num_characters == 9
-    # OASIS defaults
-    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2) == (1e-4, 4e-4, 0.0, 0.999)
+    # OASIS defaults, under the default recipe (the seed's losses plus the paired terms, no LabelMix,
+    # G's learning rate as D's)
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2) == (4e-4, 4e-4, 0.0, 0.999)
     assert cfg.ema_decay == 0.9999 and cfg.use_ema and cfg.seed == 42
-    assert cfg.loss.lambda_labelmix == 10.0 and cfg.loss.lambda_edge == 0.3
+    assert cfg.loss.lambda_labelmix == 0.0 and cfg.loss.lambda_edge == 0.3
+    assert cfg.loss.lambda_vgg == 10.0 and cfg.loss.vgg_layers == 3 and cfg.loss.lambda_l1 == 10.0
     assert cfg.generator.z_dim == 64 and cfg.discriminator.identity_head
 
 
@@ -129,9 +131,19 @@ def test_gpu_ids():
 
 
 def test_recipes_set_the_losses_and_explicit_flags_override():
-    oasis = train_config(build_parser().parse_args(SEED_TRAIN), fake_info())
+    oasis = train_config(build_parser().parse_args([*SEED_TRAIN, "--recipe", "oasis"]), fake_info())
     assert oasis.generator.modulation == "spade" and oasis.loss.lambda_vgg == 0.0
-    assert oasis.loss.lambda_labelmix == 10.0 and oasis.loss.vgg_layers == 5
+    assert oasis.loss.lambda_labelmix == 10.0 and oasis.loss.vgg_layers == 5 and oasis.loss.lambda_l1 == 0.0
+    assert oasis.lr_g == 1e-4
+    paired = train_config(build_parser().parse_args(SEED_TRAIN), fake_info())  # the default
+    assert paired.generator.modulation == "spade" and paired.loss.lambda_labelmix == 0.0
+    assert paired.loss.lambda_vgg == 10.0 and paired.loss.vgg_layers == 3 and paired.loss.lambda_l1 == 10.0
+    assert paired.loss.vgg_keep_total  # three taps weigh what five did
+    # explicit flags win over the recipe, both ways
+    back = [*SEED_TRAIN, "--lambda_labelmix", "5", "--lambda_l1", "0", "--lambda_vgg", "0", "--lr_g", "2e-4"]
+    cfg = train_config(build_parser().parse_args(back), fake_info())
+    assert cfg.loss.lambda_labelmix == 5.0 and cfg.loss.lambda_l1 == 0.0 and cfg.loss.lambda_vgg == 0.0
+    assert cfg.lr_g == 2e-4
     fast = train_config(build_parser().parse_args([*SEED_TRAIN, "--recipe", "fast"]), fake_info())
     assert fast.generator.modulation == "style" and fast.loss.lambda_vgg == 10.0
     assert fast.loss.vgg_layers == 3 and fast.loss.lambda_labelmix == 0.0
@@ -149,5 +161,6 @@ def test_recipes_set_the_losses_and_explicit_flags_override():
     cfg = train_config(build_parser().parse_args(mixed), fake_info())
     assert cfg.generator.modulation == "spade" and cfg.loss.vgg_layers == 5 and cfg.loss.lambda_vgg == 2.0
     # The OASIS flags alone still reach every term.
-    flags = [*SEED_TRAIN, "--add_vgg_loss", "--no_labelmix", "--modulation", "style", "--vgg_layers", "3"]
+    flags = [*SEED_TRAIN, "--recipe", "oasis", "--add_vgg_loss", "--no_labelmix", "--modulation", "style"]
+    flags += ["--vgg_layers", "3"]
     assert train_config(build_parser().parse_args(flags), fake_info()).loss == fast.loss

@@ -43,3 +43,9 @@ def test_unknown_keys_are_refused():
 def test_presets_have_valid_sizes(name):
     p = PRESETS[name]
     check_image_size((p["size"], p["size"]), p["blocks"])
+
+
+def test_runs_saved_before_a_loss_option_existed_keep_their_behaviour():
+    """A run.json without the newer loss keys loads with the values those runs trained with."""
+    old = from_dict(LossConfig, {"lambda_vgg": 10.0, "vgg_layers": 3})
+    assert old.vgg_keep_total is False and old.lambda_l1 == 0.0 and old.lambda_labelmix == 10.0

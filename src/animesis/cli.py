@@ -13,6 +13,7 @@ from pathlib import Path
 
 from animesis import __version__
 from animesis.config import (
+    DEFAULT_RECIPE,
     PRESETS,
     RECIPES,
     CannyConfig,
@@ -192,12 +193,18 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument(
         "--recipe",
         choices=sorted(RECIPES),
-        default="oasis",
-        help="oasis: the seed's losses with SPADE; fast: style modulation, VGG16 loss on 3 taps, no LabelMix "
-        "(the best pictures per CPU minute in benchmarks/RESULTS.md); other flags override",
+        default=DEFAULT_RECIPE,
+        help="paired: the seed's losses plus VGG16 (3 taps) and L1 on the character, no LabelMix, lr_g 4e-4 "
+        "(the best pictures per CPU minute in benchmarks/RESULTS.md); oasis: the seed's losses, lr_g 1e-4; "
+        "fast: style modulation, VGG16 on 3 taps, no LabelMix; other flags override",
     )
     g.add_argument("--no_labelmix", action="store_true")
-    g.add_argument("--lambda_labelmix", type=non_negative_float, default=10.0)
+    g.add_argument(
+        "--lambda_labelmix",
+        type=non_negative_float,
+        default=None,
+        help="LabelMix weight (default: 10 where the recipe has LabelMix, else off; given, it turns it on)",
+    )
     g.add_argument("--lambda_edge", type=non_negative_float, default=0.3)
     g.add_argument("--lambda_identity", type=non_negative_float, default=0.1)
     g.add_argument(
@@ -602,6 +609,14 @@ def model_configs(
     return g, d, size
 
 
+def _labelmix_weight(args, recipe: dict) -> float:
+    if args.no_labelmix:
+        return 0.0
+    if args.lambda_labelmix is not None:
+        return args.lambda_labelmix
+    return LossConfig.lambda_labelmix if recipe["labelmix"] else 0.0
+
+
 def train_config(args, info) -> TrainConfig:
     """Seed/OASIS training flags + the dataset's N and K -> TrainConfig."""
     num_characters = _check_class_num(args, info)
@@ -610,11 +625,12 @@ def train_config(args, info) -> TrainConfig:
         raise UsageError("--lambda_ms needs noise: it is meaningless with --no_3dnoise or --z_dim 0")
     recipe = RECIPES[args.recipe]
     loss = LossConfig(
-        lambda_labelmix=args.lambda_labelmix if recipe["labelmix"] and not args.no_labelmix else 0.0,
+        lambda_labelmix=_labelmix_weight(args, recipe),
         lambda_edge=args.lambda_edge,
         lambda_identity=0.0 if args.no_identity_head else args.lambda_identity,
         lambda_vgg=args.lambda_vgg if recipe["vgg"] or args.add_vgg_loss else 0.0,
         vgg_layers=args.vgg_layers or recipe["vgg_layers"],
+        vgg_keep_total=True,
         lambda_fm=args.lambda_fm,
         lambda_l1=recipe["l1"] if args.lambda_l1 is None else args.lambda_l1,
         lambda_kl=args.lambda_kl,

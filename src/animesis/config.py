@@ -71,6 +71,9 @@ class LossConfig:
     lambda_identity: float = 0.1  # per-pixel character loss (identity head); 1.0 cost FID and mIoU
     lambda_vgg: float = 0.0  # VGG16 perceptual loss (0 = off; OASIS uses 10 with --add_vgg_loss)
     vgg_layers: int = 5  # VGG16 taps used, shallowest first (fewer: cheaper, less semantic)
+    # Fewer taps keep the five taps' total weight (losses.tap_weights); new runs set it. False, the value
+    # of runs saved before it existed, takes OASIS's first weights as they are, so those resume exactly.
+    vgg_keep_total: bool = False
     lambda_fm: float = 0.0  # feature matching on the discriminator's decoder features (pix2pixHD)
     lambda_l1: float = 0.0  # L1 to the real picture on the character's pixels: its colours, cheaply
     lambda_kl: float = 0.05  # KL of the z encoder's posterior to N(0, I) (SPADE's weight); needs z_encoder
@@ -134,13 +137,17 @@ class TrainConfig:
 # --- presets ---------------------------------------------------------------------------------------
 
 # Training recipes: the losses and modulation a run starts from; explicit flags override them.
-# "oasis" is the seed's (SPADE, LabelMix, no perceptual term); "fast" gave the best pictures per CPU
-# minute in benchmarks/recipes.py (benchmarks/RESULTS.md): a learned style per character and class,
-# VGG16's three shallow taps, no LabelMix.
+# "paired" (the default) gave the best pictures per CPU minute in benchmarks/recipes.py
+# (benchmarks/RESULTS.md): the seed's losses plus VGG16's three shallow taps and an L1 term on the
+# character's pixels, without LabelMix, and G learning as fast as D. "oasis" is the seed's (SPADE,
+# LabelMix, no paired term); "fast" a learned style per character and class, VGG16's three shallow
+# taps, no LabelMix.
 RECIPES: dict[str, dict[str, Any]] = {
+    "paired": dict(modulation="spade", vgg=True, vgg_layers=3, labelmix=False, l1=10.0, lr_g=4e-4),
     "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True, l1=0.0, lr_g=1e-4),
     "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False, l1=0.0, lr_g=1e-4),
 }
+DEFAULT_RECIPE = "paired"
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The seed / OASIS sizes: 64 base channels, 6 blocks, 512x512 for the seed's datasets.

@@ -101,10 +101,10 @@ def g_step_loss(
         f, r = fake, b.real
         if paired_mask is not None:  # the background becomes mid-grey in both: nothing to match there
             f, r = f * paired_mask, r * paired_mask
+        n = lc.vgg_layers
+        weights = losses.tap_weights(n) if lc.vgg_keep_total else losses.VGG_TAP_WEIGHTS[:n]
         terms["G_vgg"] = lc.lambda_vgg * losses.perceptual_loss(
-            vgg_taps(vgg, f, lc.vgg_layers),
-            vgg_taps(vgg, r, lc.vgg_layers),
-            losses.tap_weights(lc.vgg_layers),
+            vgg_taps(vgg, f, n), vgg_taps(vgg, r, n), weights
         )
     if lc.lambda_l1 > 0:
         terms["G_l1"] = lc.lambda_l1 * losses.masked_l1(fake, b.real, t.id_mask)
@@ -246,9 +246,13 @@ def build_train_step(cfg: TrainConfig, env: DistEnv, class_names: tuple[str, ...
     carries_identity = torch.tensor([n not in cfg.loss.identity_ignore for n in class_names], device=device)
     vgg = None
     if cfg.loss.lambda_vgg > 0:
+        from animesis.metrics.assets import MetricUnavailable
         from animesis.metrics.lpips import load_lpips
 
-        vgg = load_lpips("vgg", device)  # raises MetricUnavailable (a clear message) without the weights
+        try:
+            vgg = load_lpips("vgg", device)
+        except MetricUnavailable as e:  # one line: what is missing, and how to train without it
+            raise MetricUnavailable(f"{e} (the VGG loss needs it; --lambda_vgg 0 trains without)") from e
     return TrainStep(
         cfg=cfg,
         G=G,
