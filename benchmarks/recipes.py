@@ -62,6 +62,8 @@ RECIPES: dict[str, list[str]] = {
     "vgg_l1_lr": [*VGG, *L1, *FAST_G],  # G's learning rate as D's
     "vgg3_l1_nolabelmix_lr": [*VGG3, *L1, *NO_LABELMIX, *FAST_G],
     "vgg3_l1_nolabelmix": [*VGG3, *L1, *NO_LABELMIX],
+    "vgg3_l1_nolabelmix_char_ms": [*VGG3, *L1, *NO_LABELMIX, *CHAR_MS],
+    "vgg3_l1_nolabelmix_lr_char_ms": [*VGG3, *L1, *NO_LABELMIX, *FAST_G, *CHAR_MS],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
 }
 SUMMARY = (
@@ -233,7 +235,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.merge:
-        merge(args.merge, Path(args.out))
+        merge(args.merge, Path(args.out), Path(args.checkpoints_dir))
         return
 
     if args.wall_clock:
@@ -297,6 +299,7 @@ def main() -> None:
                 "seed": seed,
                 "steps": steps,
                 "train_seconds": round(seconds, 1),
+                "status_seconds": status_seconds(run_dir),
                 "metrics": {k: report["metrics"].get(k) for k in (*SUMMARY, "fid_real")},
                 "report": str(report_path),
             }
@@ -320,6 +323,8 @@ def summarise(runs: dict) -> dict:
         mine = [r for r in runs.values() if r["recipe"] == recipe]
         row = {"seeds": sorted(r["seed"] for r in mine), "steps": mine[0]["steps"]}
         row["train_seconds"] = spread([r["train_seconds"] for r in mine])
+        if all("status_seconds" in r for r in mine):
+            row["status_seconds"] = spread([r["status_seconds"] for r in mine])
         for k in (*SUMMARY, "fid_real", "lpips_diversity_real"):
             values = [r["metrics"][k] for r in mine if isinstance(r["metrics"].get(k), int | float)]
             if values:
@@ -331,7 +336,7 @@ def summarise(runs: dict) -> dict:
 def table(summary: dict) -> str:
     """The summary as a Markdown table: mean (min..max) over seeds."""
     cols = ("fid", "fid_real", "kid_x100", "identity_accuracy", "identity_accuracy_every_character", "colour_error", "miou",
-            "lpips_diversity", "lpips_paired")  # fmt: skip
+            "lpips_diversity", "lpips_paired", "status_seconds", "train_seconds")  # fmt: skip
     lines = ["| recipe | seeds | steps | " + " | ".join(cols) + " |", "|---" * (len(cols) + 3) + "|"]
     for recipe, row in summary.items():
         cells = []
@@ -342,11 +347,21 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def merge(paths: list[str], out: Path) -> None:
+def status_seconds(run_dir: Path) -> float:
+    """Training seconds from the run's status lines: its steps, without start-up and FID scoring."""
+    return round(sum(t for _, t in status_intervals(run_dir)), 1)
+
+
+def merge(paths: list[str], out: Path, checkpoints_dir: Path) -> None:
     """Runs from several outputs (e.g. one per seed, run side by side) into one, with the summary."""
     docs = [json.loads(Path(p).read_text()) for p in paths]
-    merged = {k: docs[0][k] for k in ("date", "machine", "calibration") if k in docs[0]}
+    merged = {k: docs[0][k] for k in ("date", "machine") if k in docs[0]}
+    merged["calibration"] = {r: c for d in docs for r, c in d.get("calibration", {}).items()}
     merged["runs"] = {k: v for d in docs for k, v in d.get("runs", {}).items()}
+    for run in merged["runs"].values():  # outputs written before status_seconds was recorded
+        run_dir = checkpoints_dir / f"{run['recipe']}_seed{run['seed']}"
+        if "status_seconds" not in run and (run_dir / "log.jsonl").exists():
+            run["status_seconds"] = status_seconds(run_dir)
     merged["summary"] = summarise(merged["runs"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(merged, indent=2) + "\n")
