@@ -260,7 +260,8 @@ def test_version_and_help_show_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    assert "(default: 0.0001)" in text and "(default: 42)" in text
+    assert "(default: 0.0004)" in text and "(default: 42)" in text and "(default: paired)" in text
+    assert "(default: None)" not in text  # such flags say what they default to
 
 
 # --- non-square pictures (OASIS's --crop_size / --aspect_ratio) --------------------------------------

@@ -184,7 +184,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         help="start a new run from this run's G, G_ema and D weights (same model flags; any image size)",
     )
     g.add_argument("--init_iter", default="latest", help="--init_from's iteration: latest | best | N")
-    g.add_argument("--lr_g", type=positive_float, default=None, help="default: the recipe's")
+    g.add_argument(
+        "--lr_g", type=positive_float, default=None, help="generator learning rate (default: the recipe's)"
+    )
     g.add_argument("--lr_d", type=positive_float, default=4e-4)
     g.add_argument("--beta1", type=float, default=0.0)
     g.add_argument("--beta2", type=float, default=0.999)
@@ -547,9 +549,16 @@ _HELP = {
 }
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, except None: those flags say in their help what they default to."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def _fill_help(parser: argparse.ArgumentParser) -> None:
     """Give every flag a help line and show defaults, in every sub-command."""
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = _ShowDefaults
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
