@@ -11,7 +11,7 @@ as the floor. Prints the points as JSON and writes the plot (needs matplotlib: p
 With --curves, the points are instead the validation FIDs each run scored while it trained
 (`recipes.py --fid_points K`) against its measured training minutes (status lines, scoring left out):
 
-  python benchmarks/fid_minutes.py results/recipes.json --curves --recipes default paired
+  python benchmarks/fid_minutes.py results/recipes_paired.json --curves --recipes default vgg3_l1_nolabelmix_lr
 """
 
 from __future__ import annotations
