@@ -105,6 +105,7 @@ def main() -> None:
     ap.add_argument("--recipes", nargs="+", default=None)
     ap.add_argument("--out", default="docs/images/fid_minutes.png")
     ap.add_argument("--curves", action="store_true", help="the validation FIDs scored during training")
+    ap.add_argument("--rename", nargs="+", default=[], metavar="RECIPE=LABEL", help="legend labels")
     args = ap.parse_args()
     if args.curves:
         data = curves(args.outputs, args.recipes)
@@ -119,7 +120,8 @@ def main() -> None:
             "FID (test split, N=180; mean, min..max of seeds)",
         )
     print(json.dumps(data, indent=2))
-    plot(data, Path(args.out), *labels)
+    names = dict(r.split("=", 1) for r in args.rename)
+    plot({names.get(k, k): v for k, v in data.items()}, Path(args.out), *labels)
 
 
 if __name__ == "__main__":
