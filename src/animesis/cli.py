@@ -607,7 +607,7 @@ def model_configs(
         norm="instance" if args.param_free_norm == "instance" else "batch",
         spectral_norm=not args.no_spectral_norm,
         modulation=args.modulation or RECIPES[args.recipe]["modulation"],
-        z_encoder=getattr(args, "z_encoder", False),
+        z_encoder=args.z_encoder,
         identity_head=not args.no_identity_head,
     )
     size = training_size(args.crop_size or p["size"], args.aspect_ratio, g.num_blocks)
