@@ -90,7 +90,7 @@ def train(args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, 
     """Train one run to `steps` iterations; returns wall-clock seconds. With --fid_points K the run
     also scores its validation FID K times (its status lines fall on the same iterations)."""
     fid = ["--freq_fid", "0"]
-    if getattr(args, "fid_points", 0):
+    if args.fid_points:
         freq = max(1, steps // args.fid_points)
         fid = ["--freq_fid", str(freq), "--fid_samples", str(args.fid_samples)]
     t = time.perf_counter()

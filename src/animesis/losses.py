@@ -45,6 +45,12 @@ def edge_loss(edge_logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(edge_logit[:, 0].float(), target.float())
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, H, W) values over the pixels of a (B, H, W) bool/float mask; 0 for an empty mask."""
+    m = mask.float()
+    return (values * m).sum() / m.sum().clamp(min=1.0)
+
+
 def identity_loss(logits: torch.Tensor, character: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per-pixel character cross-entropy, averaged over the pixels in `mask`.
 
@@ -54,8 +60,7 @@ def identity_loss(logits: torch.Tensor, character: torch.Tensor, mask: torch.Ten
     if character.dim() == 1:
         character = character[:, None, None].expand(-1, *logits.shape[2:])
     ce = F.cross_entropy(logits.float(), character, reduction="none")  # (B, H, W)
-    mask = mask.float()
-    return (ce * mask).sum() / mask.sum().clamp(min=1.0)
+    return masked_mean(ce, mask)
 
 
 def mode_seeking_loss(
@@ -74,8 +79,7 @@ def mode_seeking_loss(
     """
     diff = (fake_a.float() - fake_b.float()).abs().mean(dim=1)  # (B, H, W)
     if mask is not None:
-        m = mask.float()
-        diff = (diff * m).sum() / m.sum().clamp(min=1.0)
+        diff = masked_mean(diff, mask)
     ratio = diff.mean() / (z_a.float() - z_b.float()).abs().mean()
     return 1.0 / (ratio + eps)
 
@@ -113,9 +117,7 @@ def perceptual_loss(
 
 def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference (B, 3, H, W) over the pixels of a (B, H, W) mask."""
-    diff = (fake.float() - real.float()).abs().mean(dim=1)  # (B, H, W)
-    m = mask.float()
-    return (diff * m).sum() / m.sum().clamp(min=1.0)
+    return masked_mean((fake.float() - real.float()).abs().mean(dim=1), mask)
 
 
 def feature_matching_loss(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:

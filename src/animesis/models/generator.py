@@ -50,6 +50,8 @@ class Generator(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg
+        if cfg.z_encoder and not cfg.z_dim:
+            raise ValueError("z_encoder needs z_dim > 0: it encodes pictures into the noise")
         N, D = cfg.num_classes, cfg.id_dim + cfg.z_dim
         widths = channel_plan(cfg.base_channels, cfg.num_blocks)
         if cfg.modulation == "style":
@@ -78,8 +80,6 @@ class Generator(nn.Module):
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
         self.reset_parameters()
         # Made after the OASIS initialisation: the encoder keeps torch's default one.
-        if cfg.z_encoder and not cfg.z_dim:
-            raise ValueError("z_encoder needs z_dim > 0: it encodes pictures into the noise")
         self.encoder = NoiseEncoder(cfg.z_dim) if cfg.z_encoder else None
 
     def reset_parameters(self) -> None:

@@ -38,11 +38,14 @@ def make_fid_validator(
     samples = info.splits["val"][: cfg.fid_samples]
     dataset = SegmentationDataset(samples, info.palette, cfg.image_size, cache=True)
     n = len(dataset)
-    real = stream_features(
-        lambda i: dataset[i]["image"], n, net, device=device, progress=False, desc="val real"
-    )
-    real_stats = GaussianStats.from_features(real)
-    fid_real = _real_vs_real(info, cfg, net, device, real_stats, n)
+    real_stats = _real_stats(dataset, net, device, "val real")
+    # The floor a perfect generator would reach at this N: as many other real pictures (test, or train
+    # without a test split) against the same val pictures.
+    others = info.splits["test"] or info.splits["train"]
+    fid_real = None
+    if 2 <= n <= len(others):
+        reference = SegmentationDataset(others[:n], info.palette, cfg.image_size, cache=False)
+        fid_real = frechet_distance(real_stats, _real_stats(reference, net, device, "reference real"))
     g = torch.Generator().manual_seed(cfg.seed + 777)
     z_all = torch.randn(n, cfg.generator.z_dim, generator=g)  # fixed noise, one vector per map
     amp = autocast_context(device, cfg.precision)
@@ -68,16 +71,10 @@ def make_fid_validator(
     return validate
 
 
-def _real_vs_real(
-    info: DatasetInfo, cfg: TrainConfig, net: nn.Module, device: torch.device, val: GaussianStats, n: int
-) -> float | None:
-    """FID of as many real test pictures (train ones without a test split) against the same val pictures:
-    the floor a perfect generator would reach at this N, printed beside every validation FID."""
-    others = info.splits["test"] or info.splits["train"]
-    if len(others) < n or n < 2:
-        return None
-    dataset = SegmentationDataset(others[:n], info.palette, cfg.image_size, cache=False)
+def _real_stats(
+    dataset: SegmentationDataset, net: nn.Module, device: torch.device, desc: str
+) -> GaussianStats:
     feats = stream_features(
-        lambda i: dataset[i]["image"], n, net, device=device, progress=False, desc="reference real"
+        lambda i: dataset[i]["image"], len(dataset), net, device=device, progress=False, desc=desc
     )
-    return frechet_distance(val, GaussianStats.from_features(feats))
+    return GaussianStats.from_features(feats)
