@@ -147,6 +147,13 @@ def test_a_new_run_starts_from_another_runs_weights_at_another_size(data, traine
         a, b = _parameters(source, name), _parameters(new, name)
         assert a.keys() == b.keys() and len(a) > 10
         assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), name
+    # The same command again with --continue_train resumes it (the run folder resolves to the saved
+    # iteration folder); another starting point is refused.
+    assert train(data, ck, *args, "--crop_size", "64", "--continue_train", steps=2) == 0
+    assert (run / "models" / "2").is_dir()
+    other = ["--init_from", str(trained / "run"), "--init_iter", "4", "--lr_g", "1e-12", "--lr_d", "1e-12"]
+    assert train(data, ck, *other, "--crop_size", "64", "--continue_train", steps=3) == 2
+    assert "cannot change init_from" in one_error_line(capsys)
     # Without --init_from the same run starts elsewhere: the check above can fail.
     assert train(data, tmp_path / "fresh", "--lr_g", "1e-12", "--lr_d", "1e-12", steps=1) == 0
     fresh = _parameters(tmp_path / "fresh" / "run" / "models" / "1", "generator.safetensors")

@@ -818,7 +818,9 @@ def _resolve_resume(
                 f"  checkpoint: {to_dict(card.generator)}\n  flags:      {to_dict(cfg.generator)}"
             )
         return dataclasses.replace(cfg, which_iter=folder.name), []
-    merged, changes = merge(saved, cfg, asked_keys(argv, cfg))
+    # The command that started the run, repeated to resume it, names --init_from as a run folder; the
+    # saved config holds the iteration folder that run resolved to.
+    merged, changes = merge(saved, _resolve_init(cfg, init_iter), asked_keys(argv, cfg))
     # The resolved iteration, so the loop loads exactly this folder (and any fallback note prints once).
     return dataclasses.replace(merged, which_iter=folder.name), changes
 
