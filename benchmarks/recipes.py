@@ -41,6 +41,8 @@ VGG, VGG3, L1 = ["--add_vgg_loss"], ["--add_vgg_loss", "--vgg_layers", "3"], ["-
 STYLE, NO_LABELMIX, FAST_G = ["--modulation", "style"], ["--no_labelmix"], ["--lr_g", "4e-4"]
 # The paired terms on the character only; the background left to D and to mode seeking, to vary.
 CHAR_MS = ["--paired_region", "character", "--lambda_ms", "1", "--ms_region", "background"]
+BG_MS = ["--lambda_ms", "1", "--ms_region", "background"]
+L1_20, FAST_GD = ["--lambda_l1", "20"], ["--lr_g", "8e-4", "--lr_d", "8e-4"]
 RECIPES: dict[str, list[str]] = {
     "default": [],  # the seed's losses: adversarial, edge and identity terms only
     "vgg": VGG,  # OASIS's optional VGG16 term, weight 10, on every pixel
@@ -66,6 +68,10 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l1_nolabelmix": [*VGG3, *L1, *NO_LABELMIX],
     "vgg3_l1_nolabelmix_char_ms": [*VGG3, *L1, *NO_LABELMIX, *CHAR_MS],
     "vgg3_l1_nolabelmix_lr_char_ms": [*VGG3, *L1, *NO_LABELMIX, *FAST_G, *CHAR_MS],
+    # paired with both nets at twice the learning rate and the character's pixels pinned twice as hard
+    "vgg3_l120_nolabelmix_lr8": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD],
+    # that (today's `paired`), + mode seeking on the background with the VGG term still on every pixel
+    "vgg3_l120_nolabelmix_lr8_ms": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
 }
 SUMMARY = (

@@ -49,11 +49,11 @@ def test_seed_train_command_translates():
     assert cfg.generator.base_channels == 64 and cfg.generator.num_blocks == 6
     assert cfg.generator.num_classes == 11 and cfg.generator.num_characters == 9
     # OASIS defaults, under the default recipe (the seed's losses plus the paired terms, no LabelMix,
-    # G's learning rate as D's)
-    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2) == (4e-4, 4e-4, 0.0, 0.999)
+    # both learning rates at 8e-4)
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2) == (8e-4, 8e-4, 0.0, 0.999)
     assert cfg.ema_decay == 0.9999 and cfg.use_ema and cfg.seed == 42
     assert cfg.loss.lambda_labelmix == 0.0 and cfg.loss.lambda_edge == 0.3
-    assert cfg.loss.lambda_vgg == 10.0 and cfg.loss.vgg_layers == 3 and cfg.loss.lambda_l1 == 10.0
+    assert cfg.loss.lambda_vgg == 10.0 and cfg.loss.vgg_layers == 3 and cfg.loss.lambda_l1 == 20.0
     assert cfg.generator.z_dim == 64 and cfg.discriminator.identity_head
 
 
@@ -118,6 +118,15 @@ def test_identity_free_baseline_flags(capsys):
 def test_mode_seeking_needs_noise():
     cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1"]), fake_info())
     assert cfg.loss.lambda_ms == 1.0
+    # The default recipe's mode seeking (on the background) is off without noise, not an error.
+    paired = train_config(build_parser().parse_args(SEED_TRAIN), fake_info())
+    assert (paired.loss.lambda_ms, paired.loss.ms_region) == (1.0, "background")
+    quiet = train_config(build_parser().parse_args(SEED_TRAIN + ["--no_3dnoise"]), fake_info())
+    assert quiet.loss.lambda_ms == 0.0
+    off = train_config(build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "0"]), fake_info())
+    assert off.loss.lambda_ms == 0.0
+    oasis = train_config(build_parser().parse_args(SEED_TRAIN + ["--recipe", "oasis"]), fake_info())
+    assert (oasis.loss.lambda_ms, oasis.loss.ms_region) == (0.0, "all")
     with pytest.raises(UsageError, match="--lambda_ms needs noise"):
         train_config(
             build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1", "--no_3dnoise"]), fake_info()
@@ -134,16 +143,17 @@ def test_recipes_set_the_losses_and_explicit_flags_override():
     oasis = train_config(build_parser().parse_args([*SEED_TRAIN, "--recipe", "oasis"]), fake_info())
     assert oasis.generator.modulation == "spade" and oasis.loss.lambda_vgg == 0.0
     assert oasis.loss.lambda_labelmix == 10.0 and oasis.loss.vgg_layers == 5 and oasis.loss.lambda_l1 == 0.0
-    assert oasis.lr_g == 1e-4
+    assert (oasis.lr_g, oasis.lr_d) == (1e-4, 4e-4)
     paired = train_config(build_parser().parse_args(SEED_TRAIN), fake_info())  # the default
     assert paired.generator.modulation == "spade" and paired.loss.lambda_labelmix == 0.0
-    assert paired.loss.lambda_vgg == 10.0 and paired.loss.vgg_layers == 3 and paired.loss.lambda_l1 == 10.0
+    assert paired.loss.lambda_vgg == 10.0 and paired.loss.vgg_layers == 3 and paired.loss.lambda_l1 == 20.0
+    assert (paired.lr_g, paired.lr_d) == (8e-4, 8e-4)
     assert paired.loss.vgg_keep_total  # three taps weigh what five did
     # explicit flags win over the recipe, both ways
     back = [*SEED_TRAIN, "--lambda_labelmix", "5", "--lambda_l1", "0", "--lambda_vgg", "0", "--lr_g", "2e-4"]
-    cfg = train_config(build_parser().parse_args(back), fake_info())
+    cfg = train_config(build_parser().parse_args([*back, "--lr_d", "3e-4"]), fake_info())
     assert cfg.loss.lambda_labelmix == 5.0 and cfg.loss.lambda_l1 == 0.0 and cfg.loss.lambda_vgg == 0.0
-    assert cfg.lr_g == 2e-4
+    assert (cfg.lr_g, cfg.lr_d) == (2e-4, 3e-4)
     fast = train_config(build_parser().parse_args([*SEED_TRAIN, "--recipe", "fast"]), fake_info())
     assert fast.generator.modulation == "style" and fast.loss.lambda_vgg == 10.0
     assert fast.loss.vgg_layers == 3 and fast.loss.lambda_labelmix == 0.0

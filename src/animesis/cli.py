@@ -187,7 +187,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument(
         "--lr_g", type=positive_float, default=None, help="generator learning rate (default: the recipe's)"
     )
-    g.add_argument("--lr_d", type=positive_float, default=4e-4)
+    g.add_argument(
+        "--lr_d",
+        type=positive_float,
+        default=None,
+        help="discriminator learning rate (default: the recipe's)",
+    )
     g.add_argument("--beta1", type=float, default=0.0)
     g.add_argument("--beta2", type=float, default=0.999)
     g.add_argument("--EMA_decay", type=float, default=0.9999)
@@ -196,8 +201,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "--recipe",
         choices=sorted(RECIPES),
         default=DEFAULT_RECIPE,
-        help="paired: the seed's losses plus VGG16 (3 taps) and L1 on the character, no LabelMix, lr_g 4e-4 "
-        "(the best pictures per CPU minute in benchmarks/RESULTS.md); oasis: the seed's losses, lr_g 1e-4; "
+        help="paired: the seed's losses plus VGG16 (3 taps) and L1 on the character, no LabelMix, lr 8e-4 "
+        "for G and D (the best pictures per CPU minute in benchmarks/RESULTS.md); oasis: the seed's losses "
+        "and learning rates; "
         "fast: style modulation, VGG16 on 3 taps, no LabelMix; other flags override",
     )
     g.add_argument("--no_labelmix", action="store_true")
@@ -247,15 +253,15 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument(
         "--ms_region",
         choices=["all", "background"],
-        default="all",
-        help="pixels whose difference the mode-seeking term rewards",
+        default=None,
+        help="pixels whose difference the mode-seeking term rewards (default: the recipe's)",
     )
     g.add_argument(
         "--lambda_ms",
         type=non_negative_float,
-        default=0.0,
+        default=None,
         help="mode-seeking term (MSGAN): samples of one map with other noise should differ (0: off; "
-        "0.1 and 1 lost the character in the ablation, see benchmarks/RESULTS.md)",
+        "default: the recipe's, off without noise)",
     )
     g.add_argument("--no_balancing_inloss", action="store_true")
     g.add_argument("--no_flip", action="store_true")
@@ -630,9 +636,11 @@ def train_config(args, info) -> TrainConfig:
     """Seed/OASIS training flags + the dataset's N and K -> TrainConfig."""
     num_characters = _check_class_num(args, info)
     g, d, size = model_configs(args, info.num_classes, num_characters)
-    if args.lambda_ms > 0 and g.z_dim == 0:
+    if (args.lambda_ms or 0) > 0 and g.z_dim == 0:
         raise UsageError("--lambda_ms needs noise: it is meaningless with --no_3dnoise or --z_dim 0")
     recipe = RECIPES[args.recipe]
+    # The recipe's mode seeking needs noise; without it the term is off rather than an error.
+    lambda_ms = args.lambda_ms if args.lambda_ms is not None else recipe["ms"] if g.z_dim else 0.0
     loss = LossConfig(
         lambda_labelmix=_labelmix_weight(args, recipe),
         lambda_edge=args.lambda_edge,
@@ -644,8 +652,8 @@ def train_config(args, info) -> TrainConfig:
         lambda_l1=recipe["l1"] if args.lambda_l1 is None else args.lambda_l1,
         lambda_kl=args.lambda_kl,
         paired_region=args.paired_region,
-        lambda_ms=args.lambda_ms,
-        ms_region=args.ms_region,
+        lambda_ms=lambda_ms,
+        ms_region=args.ms_region or recipe["ms_region"],
         class_balancing=not args.no_balancing_inloss,
     )
     return TrainConfig(
@@ -661,7 +669,7 @@ def train_config(args, info) -> TrainConfig:
         num_epochs=args.num_epochs,
         max_steps=args.max_steps,
         lr_g=recipe["lr_g"] if args.lr_g is None else args.lr_g,
-        lr_d=args.lr_d,
+        lr_d=recipe["lr_d"] if args.lr_d is None else args.lr_d,
         beta1=args.beta1,
         beta2=args.beta2,
         ema_decay=args.EMA_decay,
@@ -756,7 +764,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "no_EMA": ("use_ema",),
     "no_labelmix": ("loss.lambda_labelmix",),
     "recipe": ("generator.modulation", "loss.lambda_vgg", "loss.vgg_layers", "loss.lambda_labelmix",
-               "loss.lambda_l1", "lr_g"),
+               "loss.lambda_l1", "lr_g", "lr_d", "loss.lambda_ms", "loss.ms_region"),
     "add_vgg_loss": ("loss.lambda_vgg",),
     "no_balancing_inloss": ("loss.class_balancing",),
     "no_flip": ("flip",),

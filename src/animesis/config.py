@@ -139,14 +139,19 @@ class TrainConfig:
 # Training recipes: the losses and modulation a run starts from; explicit flags override them.
 # "paired" (the default) gave the best pictures per CPU minute in benchmarks/recipes.py
 # (benchmarks/RESULTS.md): the seed's losses plus VGG16's three shallow taps and an L1 term on the
-# character's pixels, without LabelMix, and G learning as fast as D. "oasis" is the seed's (SPADE,
-# LabelMix, no paired term); "fast" a learned style per character and class, VGG16's three shallow
-# taps, no LabelMix.
+# character's pixels, without LabelMix, both networks learning at twice OASIS's D rate (short runs
+# gain most from the learning rate), and MSGAN's mode-seeking term on the background, so that the
+# noise varies the background while the paired terms hold the character. "oasis" is the seed's (SPADE, LabelMix, no paired term,
+# lr_g 1e-4, lr_d 4e-4); "fast" a learned style per character and class, VGG16's three shallow taps,
+# no LabelMix.
 RECIPES: dict[str, dict[str, Any]] = {
-    "paired": dict(modulation="spade", vgg=True, vgg_layers=3, labelmix=False, l1=10.0, lr_g=4e-4),
-    "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True, l1=0.0, lr_g=1e-4),
-    "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False, l1=0.0, lr_g=1e-4),
-}
+    "paired": dict(modulation="spade", vgg=True, vgg_layers=3, labelmix=False, l1=20.0, lr_g=8e-4, lr_d=8e-4,
+                   ms=1.0, ms_region="background"),
+    "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True, l1=0.0, lr_g=1e-4, lr_d=4e-4,
+                  ms=0.0, ms_region="all"),
+    "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False, l1=0.0, lr_g=1e-4, lr_d=4e-4,
+                 ms=0.0, ms_region="all"),
+}  # fmt: skip
 DEFAULT_RECIPE = "paired"
 
 PRESETS: dict[str, dict[str, Any]] = {
