@@ -43,6 +43,7 @@ STYLE, NO_LABELMIX, FAST_G = ["--modulation", "style"], ["--no_labelmix"], ["--l
 CHAR_MS = ["--paired_region", "character", "--lambda_ms", "1", "--ms_region", "background"]
 BG_MS = ["--lambda_ms", "1", "--ms_region", "background"]
 L1_20, FAST_GD = ["--lambda_l1", "20"], ["--lr_g", "8e-4", "--lr_d", "8e-4"]
+L1_40, FASTER_GD = ["--lambda_l1", "40"], ["--lr_g", "1.2e-3", "--lr_d", "1.2e-3"]
 RECIPES: dict[str, list[str]] = {
     "default": [],  # the seed's losses: adversarial, edge and identity terms only
     "vgg": VGG,  # OASIS's optional VGG16 term, weight 10, on every pixel
@@ -72,6 +73,8 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD],
     # that (today's `paired`), + mode seeking on the background with the VGG term still on every pixel
     "vgg3_l120_nolabelmix_lr8_ms": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS],
+    # today's `paired`, faster still: both learning rates 1.2e-3, L1 40
+    "vgg3_l140_nolabelmix_lr12_ms": [*VGG3, *L1_40, *NO_LABELMIX, *FASTER_GD, *BG_MS],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
 }
 SUMMARY = (
