@@ -2,7 +2,7 @@
 
 Every recipe is a set of training flags on top of the CPU demo's (`small` preset, batch 8, 64x64 on
 the built-in characters) and the seed's losses (`--recipe oasis`): "default" is the seed's losses
-alone, and `vgg3_l1_nolabelmix_lr` is the `paired` recipe that won and is now the CLI's default. The
+alone, and `vgg3_l120_nolabelmix_lr8_ms` is the CLI's default `paired` (`vgg3_l1_nolabelmix_lr` its 2026-12-06 form). The
 budget is training time on this machine's cores: the time the seed's losses take for the CPU demo's
 1,500 steps. A calibration times every recipe's training iteration in turn (alone on the machine), and
 each recipe then trains for budget / its seconds per step iterations, so a cheaper recipe takes more
@@ -12,7 +12,7 @@ time from the run's status lines and the whole process's wall-clock. --fid_point
 run's validation FID K times while it trains (benchmarks/fid_minutes.py --curves plots them).
 
   python benchmarks/recipes.py --data datasets/Synth64 --seeds 42 43 \
-      --recipes default vgg vgg3_l1_nolabelmix_lr --fid_points 5
+      --recipes default vgg vgg3_l120_nolabelmix_lr8_ms --fid_points 5
 
 Calibration is best run on an idle machine (--calibrate_only prints it); the measured steps are
 kept in the output JSON, and --steps_from reuses them so later seeds train exactly as long.
