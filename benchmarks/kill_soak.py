@@ -279,7 +279,12 @@ def plan_kills(cfg: SoakConfig, rng: random.Random) -> list[Kill]:
     # Neither waits for the final save: a rename kill there leaves a resume with nothing to do (so no
     # run for the later kills), and a save kill that misses it would be lost. A rename kill also comes
     # after the first save, so that there is a pointer to lag behind.
-    choices = {"rename": points[1:-1] or points[:1], "save": points[:-1] or points, "random": points}
+    # A random kill neither: it fires at the latest when the next save short of the final one is done.
+    choices = {
+        "rename": points[1:-1] or points[:1],
+        "save": points[:-1] or points,
+        "random": points[:-1] or points,
+    }
     kills = [Kill(m, rng.choice(choices[m])) for m in modes]
     rng.shuffle(kills)
     return sorted(kills, key=lambda k: k.after_step)
@@ -287,6 +292,11 @@ def plan_kills(cfg: SoakConfig, rng: random.Random) -> list[Kill]:
 
 def final_save_started(run_dir: Path, run: Launch, steps: int) -> bool:
     return f".tmp-{steps}-{run.proc.pid}" in temporaries(run_dir, run.proc.pid)
+
+
+def next_save(cfg: SoakConfig, done: int) -> int | None:
+    """The first save after iteration `done` short of the final one; None when only the final is left."""
+    return next((p for p in range(cfg.save_every, cfg.steps, cfg.save_every) if p > done), None)
 
 
 def strike(
@@ -303,9 +313,18 @@ def strike(
         return strike_save(run, run_dir, timing, cfg, rng)
     if kill.mode == "rename":
         return strike_rename(run, run_dir, cfg)
-    # At the latest when the final checkpoint starts being written, so every planned kill happens.
+    # At the latest when the next save short of the final one is complete, so every planned kill
+    # happens: a complete folder stays, where the final save's temporary folder can come and go
+    # between two polls on a loaded machine (or the run outpaces the reference run's timing).
+    nxt = next_save(cfg, saved(run_dir))
+    if nxt is None:  # a resume with only the final save left: within its start-up
+        spread = min(spread, timing.startup_s)
     deadline = time.perf_counter() + rng.uniform(0, spread)
-    fire = lambda: time.perf_counter() >= deadline or final_save_started(run_dir, run, cfg.steps)
+    fire = lambda: (
+        time.perf_counter() >= deadline
+        or (nxt is not None and saved(run_dir) >= nxt)
+        or final_save_started(run_dir, run, cfg.steps)
+    )
     if not wait_for(run, fire, cfg.segment_timeout_s + spread):
         return False
     sigkill(run)
