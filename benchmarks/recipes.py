@@ -41,7 +41,7 @@ VGG, VGG3, L1 = ["--add_vgg_loss"], ["--add_vgg_loss", "--vgg_layers", "3"], ["-
 STYLE, NO_LABELMIX, FAST_G = ["--modulation", "style"], ["--no_labelmix"], ["--lr_g", "4e-4"]
 # The paired terms on the character only; the background left to D and to mode seeking, to vary.
 CHAR_MS = ["--paired_region", "character", "--lambda_ms", "1", "--ms_region", "background"]
-BG_MS = ["--lambda_ms", "1", "--ms_region", "background"]
+BG_MS, BG_MS2 = (["--lambda_ms", w, "--ms_region", "background"] for w in ("1", "2"))
 L1_20, FAST_GD = ["--lambda_l1", "20"], ["--lr_g", "8e-4", "--lr_d", "8e-4"]
 L1_40, FASTER_GD = ["--lambda_l1", "40"], ["--lr_g", "1.2e-3", "--lr_d", "1.2e-3"]
 RECIPES: dict[str, list[str]] = {
@@ -75,6 +75,21 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8_ms": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS],
     # today's `paired`, faster still: both learning rates 1.2e-3, L1 40
     "vgg3_l140_nolabelmix_lr12_ms": [*VGG3, *L1_40, *NO_LABELMIX, *FASTER_GD, *BG_MS],
+    # today's `paired` with the mode-seeking weight doubled: more variety in the background?
+    "vgg3_l120_nolabelmix_lr8_ms2": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS2],
+    # today's `paired`, its VGG term on the character and the background near it only: the far
+    # background left to D and to mode seeking (patterns?), the outline anchored
+    "vgg3_l120_nolabelmix_lr8_near_ms": [
+        *VGG3,
+        *L1_20,
+        *NO_LABELMIX,
+        *FAST_GD,
+        *BG_MS,
+        "--paired_region",
+        "near",
+    ],
+    # today's `paired` at half the batch: twice the iterations (nearly) for the same time
+    "vgg3_l120_nolabelmix_lr8_ms_b4": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--batch_size", "4"],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
 }
 SUMMARY = (
@@ -185,14 +200,18 @@ def step_seconds(args, recipes: list[str], rounds: int = 3, steps: int = 12) -> 
 
     H, W = cfg_for([]).image_size
     data = SegmentationDataset(info.splits["train"][:64], info.palette, (H, W), cache=True)
-    raw = list(DataLoader(data, batch_size=8))
     steps_of = {r: build_train_step(cfg_for(RECIPES[r]), DistEnv(), info.palette.names) for r in recipes}
+    sizes = {cfg_for(RECIPES[r]).batch_size for r in recipes}  # a recipe may set its own batch size
+    raw = {n: list(DataLoader(data, batch_size=n)) for n in sizes}
     times: dict[str, list[float]] = {r: [] for r in recipes}
     for _ in range(rounds):
         for r in recipes:
             ts, cfg = steps_of[r], cfg_for(RECIPES[r])
             gen = torch.Generator().manual_seed(0)
-            batches = [to_batch(b, cpu, num_classes=info.num_classes, canny=cfg.canny, flip=gen) for b in raw]
+            batches = [
+                to_batch(b, cpu, num_classes=info.num_classes, canny=cfg.canny, flip=gen)
+                for b in raw[cfg.batch_size]
+            ]
             for i in range(3):  # warm-up
                 ts(batches[i % len(batches)], gen, step=1000)
             t = time.perf_counter()

@@ -115,6 +115,13 @@ def test_identity_free_baseline_flags(capsys):
     assert "--id_dim: -2 must be at least 0" in capsys.readouterr().err
 
 
+def test_paired_region_flag():
+    for region in ("all", "character", "near"):
+        args = build_parser().parse_args(SEED_TRAIN + ["--paired_region", region])
+        assert train_config(args, fake_info()).loss.paired_region == region
+    assert train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).loss.paired_region == "all"
+
+
 def test_mode_seeking_needs_noise():
     cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1"]), fake_info())
     assert cfg.loss.lambda_ms == 1.0

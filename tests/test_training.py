@@ -25,7 +25,7 @@ from animesis.models.generator import Generator
 from animesis.models.pretrained import D_WEIGHTS, G_EMA_WEIGHTS, G_WEIGHTS, load_weights
 from animesis.training import checkpoint as ckpt
 from animesis.training.loop import train
-from animesis.training.step import identity_mask
+from animesis.training.step import identity_mask, paired_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 3
@@ -326,3 +326,15 @@ def test_painter_renders_every_character(data, tmp_path):
     assert np.array_equal(images, again)  # the same seed paints the same picture
     one_noise = painter.paint(np.repeat(label[None], K, 0), torch.arange(K), z[:1].expand(K, -1))
     assert len({img.tobytes() for img in one_noise}) == K  # with the same noise, each character differs
+
+
+def test_paired_pixels_regions():
+    """Where the paired terms compare: every pixel, the character's, or those and a band around them."""
+    id_mask = torch.zeros(2, 64, 64, dtype=torch.bool)
+    id_mask[0, 20:40, 24:44] = True  # the second picture has no character at all
+    assert paired_pixels(id_mask, "all") is None
+    assert torch.equal(paired_pixels(id_mask, "character")[:, 0].bool(), id_mask)
+    near = paired_pixels(id_mask, "near")[:, 0].bool()
+    band = torch.zeros_like(id_mask)
+    band[0, 16:44, 20:48] = True  # 64 / 16 = 4 pixels of background on every side
+    assert torch.equal(near, band)

@@ -246,9 +246,10 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--paired_region",
-        choices=["all", "character"],
+        choices=["all", "character", "near"],
         default="all",
-        help="where the VGG and feature-matching terms compare with the real picture",
+        help="where the VGG and feature-matching terms compare with the real picture (near: the "
+        "character and the background within a sixteenth of the height of it)",
     )
     g.add_argument(
         "--ms_region",

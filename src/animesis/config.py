@@ -78,9 +78,9 @@ class LossConfig:
     lambda_l1: float = 0.0  # L1 to the real picture on the character's pixels: its colours, cheaply
     lambda_kl: float = 0.05  # KL of the z encoder's posterior to N(0, I) (SPADE's weight); needs z_encoder
     # Where the paired terms (perceptual, feature matching) pull the painting towards the real picture:
-    # "all" pixels, or only the "character" (classes not in identity_ignore), leaving the background to
-    # the adversarial loss and the noise.
-    paired_region: Literal["all", "character"] = "all"
+    # "all" pixels, only the "character" (classes not in identity_ignore), leaving the background to
+    # the adversarial loss and the noise, or "near" the character (the background within H/16 too).
+    paired_region: Literal["all", "character", "near"] = "all"
     lambda_ms: float = 0.0  # mode seeking (MSGAN): half the batch painted again with other noise
     ms_region: Literal["all", "background"] = "all"  # pixels whose difference mode seeking rewards
     class_balancing: bool = True

@@ -28,6 +28,22 @@ def identity_mask(label: torch.Tensor, carries_identity: torch.Tensor) -> torch.
     return carries_identity[label]
 
 
+def paired_pixels(id_mask: torch.Tensor, region: str) -> torch.Tensor | None:
+    """(B, 1, H, W) float: where the paired terms compare with the real picture (None: every pixel).
+
+    "character": the pixels whose class carries identity; "near": those and the background within
+    H/16 pixels of them, so the outline stays anchored while the far background is left to D and the
+    noise (with nothing paired there, the background next to the hair went blotchy).
+    """
+    if region == "all":
+        return None
+    mask = id_mask[:, None].float()
+    if region == "near":
+        r = max(1, id_mask.shape[-2] // 16)
+        mask = F.max_pool2d(mask, 2 * r + 1, stride=1, padding=r)
+    return mask
+
+
 # --- the objective -------------------------------------------------------------------------------
 
 
@@ -96,10 +112,10 @@ def g_step_loss(
     }
     if out.identity is not None and lc.lambda_identity > 0:
         terms["G_identity"] = lc.lambda_identity * losses.identity_loss(out.identity, b.char, t.id_mask)
-    paired_mask = t.id_mask[:, None].float() if lc.paired_region == "character" else None  # (B, 1, H, W)
+    paired_mask = paired_pixels(t.id_mask, lc.paired_region)  # (B, 1, H, W) or None
     if vgg is not None and lc.lambda_vgg > 0:
         f, r = fake, b.real
-        if paired_mask is not None:  # the background becomes mid-grey in both: nothing to match there
+        if paired_mask is not None:  # pixels left out become mid-grey in both: nothing to match there
             f, r = f * paired_mask, r * paired_mask
         n = lc.vgg_layers
         weights = losses.tap_weights(n) if lc.vgg_keep_total else losses.VGG_TAP_WEIGHTS[:n]
