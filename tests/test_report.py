@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 from datagen import CLOTHES, EYES, HAIR, character_colors, tiny_judge_settings, write_tiny_dataset
+from safetensors.torch import save_file
 
 from animesis.config import GeneratorConfig
 from animesis.data.layout import load_dataset
@@ -15,7 +16,7 @@ from animesis.metrics.assets import INCEPTION, LPIPS_ALEX, MetricUnavailable, lo
 from animesis.metrics.judges import train_judges
 from animesis.metrics.report import evaluate_checkpoint, format_report, main_eval_checkpoint, main_judges
 from animesis.models.generator import Generator
-from animesis.models.pretrained import ModelCard, save_pretrained
+from animesis.models.pretrained import G_EMA_WEIGHTS, G_WEIGHTS, ModelCard, save_pretrained
 from animesis.runs import STATE_JSON, models_dir
 
 K = 3
@@ -118,6 +119,36 @@ def test_judges_and_colours_separate_real_from_an_untrained_generator(evaluated)
     assert d["identity"]["n_every_character"] == 6 * K
     assert sum(map(sum, d["identity"]["every_character_confusion"])) == 6 * K
     assert set(d["miou"]["per_class_miou_real"]) == set(DEFAULT_PALETTE.names)
+
+
+def test_eval_no_ema_paints_with_the_raw_generator(evaluated, tmp_path, capsys):
+    info, ema = evaluated
+    write_run(tmp_path / "run", step=7)
+    folder = tmp_path / "run" / "models" / "7"
+    torch.manual_seed(1)  # raw weights other than the EMA's, as after training
+    raw = Generator(GeneratorConfig(11, K, base_channels=8, num_blocks=3, z_dim=4, id_dim=4, spade_hidden=16))
+    save_file({k: v.contiguous() for k, v in raw.state_dict().items()}, str(folder / G_WEIGHTS))
+    out = tmp_path / "raw.json"
+    code = main_eval_checkpoint(
+        "run",
+        tmp_path,
+        "latest",
+        info.root,
+        None,
+        "cpu",
+        out,
+        1,
+        16,
+        "test",
+        use_ema=False,
+        n_diversity_maps=2,
+        samples_per_map=3,
+    )
+    result = json.loads(out.read_text())
+    assert code == 0 and result["weights"] == G_WEIGHTS and ema["weights"] == G_EMA_WEIGHTS
+    assert f"step 7, {G_WEIGHTS}" in capsys.readouterr().out
+    if has(LPIPS_ALEX):  # other weights, other paintings
+        assert result["metrics"]["lpips_paired"] != ema["metrics"]["lpips_paired"]
 
 
 def test_report_is_deterministic_for_a_seed(evaluated, tmp_path):

@@ -475,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score the real pictures afresh instead of reusing DATAROOT/references",
     )
+    e.add_argument(
+        "--no_EMA", action="store_true", help="paint with the raw generator, not its moving average (--name)"
+    )
     e.add_argument("--device", default="auto")
     e.add_argument("--json", default=None, help="also write the results as JSON here")
     e.add_argument(
@@ -1062,6 +1065,7 @@ def cmd_eval(args) -> int:
             n_diversity_maps=args.n_diversity_maps,
             samples_per_map=args.samples_per_map,
             reference_cache=not args.no_reference_cache,
+            use_ema=not args.no_EMA,
         )
     if not (args.real and args.fake):
         raise UsageError("eval needs --real DIR --fake DIR, or --name NAME --dataroot DIR")

@@ -416,11 +416,12 @@ def evaluate_checkpoint(
     workers: int | None = None,
     progress: bool = True,
     reference_cache: bool = True,  # keep the real pictures' scores in DATAROOT/references
+    use_ema: bool = True,  # False: the raw generator's weights (what the EMA adds, measured)
 ) -> dict[str, Any]:
     """Paint a split with a checkpoint (run folder + which, or a model folder) and score every metric."""
     started = time.perf_counter()
     folder = find_model_folder(path, which)
-    painter = Painter.load(folder, device=device)
+    painter = Painter.load(folder, device=device, use_ema=use_ema)
     samples = info.splits.get(split, ())
     _check_fit(painter, info, split, samples)
     H, W = painter.card.image_size
@@ -572,6 +573,7 @@ def _result(
     return {
         "format": FORMAT,
         "checkpoint": str(folder),
+        "weights": painter.weights.name,
         "step": card.step,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": str(run.info.root),
@@ -641,7 +643,8 @@ def format_report(result: dict[str, Any]) -> str:
     """The evaluation as a Markdown table (generated beside real test images), with N and preprocessing."""
     n = result["n_images"]
     lines = [
-        f"Checkpoint {result['checkpoint']} (step {result['step']}), {result['split']} split of "
+        f"Checkpoint {result['checkpoint']} (step {result['step']}, {result.get('weights', 'EMA')}), "
+        f"{result['split']} split of "
         f"{result['dataset']}: {n} maps at {result['resolution'][0]}×{result['resolution'][1]}, seed "
         f"{result['seed']}, {result['device']} ({result['painting_precision']} painting), {result['date']}",
         "",
@@ -808,6 +811,7 @@ def main_eval_checkpoint(
     n_diversity_maps: int = 50,
     samples_per_map: int = 4,
     reference_cache: bool = True,
+    use_ema: bool = True,
 ) -> int:
     """`animesis eval --name`: evaluate checkpoints/NAME on a split; print the table, optionally write JSON.
 
@@ -828,6 +832,7 @@ def main_eval_checkpoint(
         n_diversity_maps=n_diversity_maps,
         samples_per_map=samples_per_map,
         reference_cache=reference_cache,
+        use_ema=use_ema,
     )
     print(format_report(result))
     if json_path is not None:
