@@ -90,6 +90,8 @@ RECIPES: dict[str, list[str]] = {
     ],
     # today's `paired` at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--batch_size", "4"],
+    # ... and at twice the batch: fewer, better-averaged iterations
+    "vgg3_l120_nolabelmix_lr8_ms_b16": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--batch_size", "16"],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
 }
 SUMMARY = (
@@ -249,6 +251,12 @@ def main() -> None:
     ap.add_argument("--out", default="results/recipes.json")
     ap.add_argument("--reuse", action="store_true", help="keep runs whose report exists already")
     ap.add_argument(
+        "--raw_generator",
+        action="store_true",
+        help="score the raw generator instead of its moving average (rows RECIPE_raw; with --keep_trained "
+        "the trained runs are scored again, not retrained)",
+    )
+    ap.add_argument(
         "--keep_trained",
         action="store_true",
         help="evaluate a run that already reached its steps instead of training it again",
@@ -305,8 +313,9 @@ def main() -> None:
     for recipe in args.recipes:
         steps = calibration[recipe]["steps"]
         for seed in args.seeds:
-            key = f"{recipe}/seed{seed}"
-            report_path = out.with_name(f"recipe_{recipe}_seed{seed}.json")
+            row = f"{recipe}_raw" if args.raw_generator else recipe  # a row of its own in the summary
+            key = f"{row}/seed{seed}"
+            report_path = out.with_name(f"recipe_{row}_seed{seed}.json")
             if args.reuse and key in results["runs"] and report_path.exists():
                 continue
             name = f"{recipe}_seed{seed}"
@@ -321,11 +330,11 @@ def main() -> None:
             sh(
                 sys.executable, "-m", "animesis", "eval", "--name", name, "--checkpoints_dir",
                 args.checkpoints_dir, "--ckpt_iter", "latest", "--dataroot", args.data, "--json",
-                str(report_path),
+                str(report_path), *(["--no_EMA"] if args.raw_generator else []),
             )  # fmt: skip
             report = json.loads(report_path.read_text())
             results["runs"][key] = {
-                "recipe": recipe,
+                "recipe": row,
                 "seed": seed,
                 "steps": steps,
                 "train_seconds": round(seconds, 1),
