@@ -88,6 +88,8 @@ RECIPES: dict[str, list[str]] = {
         "--paired_region",
         "near",
     ],
+    # today's `paired` with a longer moving average: the last quarter of the run, not the last ninth
+    "vgg3_l120_nolabelmix_lr8_ms_ema5": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--EMA_ramp", "5"],
     # today's `paired` at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations

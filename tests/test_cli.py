@@ -115,6 +115,14 @@ def test_identity_free_baseline_flags(capsys):
     assert "--id_dim: -2 must be at least 0" in capsys.readouterr().err
 
 
+def test_ema_ramp_flag():
+    cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--EMA_ramp", "5"]), fake_info())
+    assert cfg.ema_ramp == 5.0
+    assert train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).ema_ramp == 10.0
+    with pytest.raises(UsageError, match=r"--EMA_ramp 1\.0: must be more than 1"):
+        train_config(build_parser().parse_args(SEED_TRAIN + ["--EMA_ramp", "1"]), fake_info())
+
+
 def test_paired_region_flag():
     for region in ("all", "character", "near"):
         args = build_parser().parse_args(SEED_TRAIN + ["--paired_region", region])

@@ -16,6 +16,13 @@ def test_ema_decay_ramps_up_to_the_configured_value():
     )
 
 
+def test_ema_ramp_sets_how_far_back_the_average_reaches():
+    # The average spans about step / (ramp - 1) iterations: 1 / (1 - decay) at step 1000.
+    assert 1 / (1 - ema_decay_at(1000, 0.9999)) == pytest.approx(1010 / 9)
+    assert 1 / (1 - ema_decay_at(1000, 0.9999, ramp=5.0)) == pytest.approx(1005 / 4)
+    assert ema_decay_at(10**6, 0.9999, ramp=5.0) == 0.9999
+
+
 def test_update_ema_averages_parameters_and_copies_buffers():
     torch.manual_seed(0)
     model, ema = (

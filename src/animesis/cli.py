@@ -196,6 +196,13 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--beta1", type=float, default=0.0)
     g.add_argument("--beta2", type=float, default=0.999)
     g.add_argument("--EMA_decay", type=float, default=0.9999)
+    g.add_argument(
+        "--EMA_ramp",
+        type=float,
+        default=TrainConfig.ema_ramp,
+        help="until --EMA_decay is reached the average spans about the last step / (EMA_ramp - 1) "
+        "iterations (more than 1; smaller: a longer average)",
+    )
     g.add_argument("--no_EMA", action="store_true")
     g.add_argument(
         "--recipe",
@@ -639,6 +646,8 @@ def _labelmix_weight(args, recipe: dict) -> float:
 def train_config(args, info) -> TrainConfig:
     """Seed/OASIS training flags + the dataset's N and K -> TrainConfig."""
     num_characters = _check_class_num(args, info)
+    if args.EMA_ramp <= 1:
+        raise UsageError(f"--EMA_ramp {args.EMA_ramp}: must be more than 1")
     g, d, size = model_configs(args, info.num_classes, num_characters)
     if (args.lambda_ms or 0) > 0 and g.z_dim == 0:
         raise UsageError("--lambda_ms needs noise: it is meaningless with --no_3dnoise or --z_dim 0")
@@ -677,6 +686,7 @@ def train_config(args, info) -> TrainConfig:
         beta1=args.beta1,
         beta2=args.beta2,
         ema_decay=args.EMA_decay,
+        ema_ramp=args.EMA_ramp,
         use_ema=not args.no_EMA,
         seed=args.seed,
         flip=not args.no_flip,
@@ -765,6 +775,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "no_spectral_norm": ("generator.spectral_norm", "discriminator.spectral_norm"),
     "no_identity_head": ("discriminator.identity_head", "loss.lambda_identity"),
     "EMA_decay": ("ema_decay",),
+    "EMA_ramp": ("ema_ramp",),
     "no_EMA": ("use_ema",),
     "no_labelmix": ("loss.lambda_labelmix",),
     "recipe": ("generator.modulation", "loss.lambda_vgg", "loss.vgg_layers", "loss.lambda_labelmix",

@@ -107,6 +107,7 @@ class TrainConfig:
     beta1: float = 0.0
     beta2: float = 0.999
     ema_decay: float = 0.9999  # per iteration, reached after a ramp (training.ema.ema_decay_at)
+    ema_ramp: float = 10.0  # the ramp's constant: the average spans about step / (ema_ramp - 1) iterations
     use_ema: bool = True
     seed: int = 42
     flip: bool = True  # random horizontal flips

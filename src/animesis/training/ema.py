@@ -9,14 +9,15 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
-def ema_decay_at(step: int, decay: float) -> float:
-    """The decay for iteration `step`: ramps up as (1 + step) / (10 + step) until it reaches `decay`.
+def ema_decay_at(step: int, decay: float, ramp: float = 10.0) -> float:
+    """The decay for iteration `step`: ramps up as (1 + step) / (ramp + step) until it reaches `decay`.
 
     A constant 0.9999 averages over ~10k iterations, so for the first thousands of iterations the
     EMA generator would still be mostly its random initialisation; the ramp lets it follow early
-    training and changes nothing in long runs (it reaches 0.9999 after ~90k iterations).
+    training, averaging over about the last step / (ramp - 1) iterations (a ninth of the run with
+    the default 10), and changes nothing in long runs (it reaches 0.9999 after ~90k iterations).
     """
-    return min(decay, (1.0 + step) / (10.0 + step))
+    return min(decay, (1.0 + step) / (ramp + step))
 
 
 @torch.no_grad()

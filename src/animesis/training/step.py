@@ -213,7 +213,7 @@ class TrainStep:
         sum(g_terms.values()).backward()
         self.opt_G.step()
         if self.G_ema is not None:
-            update_ema(self.G_ema, self.G, ema_decay_at(step, self.cfg.ema_decay))
+            update_ema(self.G_ema, self.G, ema_decay_at(step, self.cfg.ema_decay, self.cfg.ema_ramp))
         return {**d_terms, **g_terms}
 
     def _paint(self, b: Batch, gen: torch.Generator | None, z: torch.Tensor | None):
