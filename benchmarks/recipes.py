@@ -90,6 +90,8 @@ RECIPES: dict[str, list[str]] = {
     ],
     # today's `paired` with a longer moving average: the last quarter of the run, not the last ninth
     "vgg3_l120_nolabelmix_lr8_ms_ema5": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--EMA_ramp", "5"],
+    # ... and a shorter one: the last nineteenth
+    "vgg3_l120_nolabelmix_lr8_ms_ema20": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--EMA_ramp", "20"],
     # today's `paired` at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
