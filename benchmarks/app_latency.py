@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from animesis import files
 from animesis.app.untrained import save_untrained_model
 
 WARMUP = 3  # requests not counted: the first ones pay for lazy initialisation
@@ -130,6 +131,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None)
     args = p.parse_args()
+    if args.out:  # before the timing, not after it
+        files.ensure_writable_dir(Path(args.out).parent, "report")
     with tempfile.TemporaryDirectory() as tmp:
         if args.checkpoint:
             models = {args.checkpoint: Path(args.checkpoint)}
@@ -154,11 +157,9 @@ def main() -> None:
             print(f"{name} ({results[-1]['engine']}): {results[-1]['latency_ms']}", file=sys.stderr)
     report = {"benchmark": "app_latency", "date": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": machine(), "results": results}  # fmt: skip
-    text = json.dumps(report, indent=2)
-    print(text)
+    print(json.dumps(report, indent=2))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        files.write_json(Path(args.out), report)
 
 
 if __name__ == "__main__":

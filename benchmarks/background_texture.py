@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from animesis import files
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
 from animesis.inference import Painter
@@ -104,6 +105,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.out:  # before the painting, not after it
+        files.ensure_writable_dir(Path(args.out).parent, "report")
     torch.manual_seed(args.seed)
 
     info = load_dataset(Path(args.dataroot), deep=False, need=("test",))
@@ -143,11 +146,9 @@ def main() -> None:
             painted = torch.from_numpy(np.concatenate(parts))
             values.append(texture(painted.permute(0, 3, 1, 2).float() / 255, mask))
         report["models"][name] = {"checkpoint": path, **summarise(torch.cat(values), args.threshold)}
-    text = json.dumps(report, indent=2)
-    print(text)
+    print(json.dumps(report, indent=2))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        files.write_json(Path(args.out), report)
 
 
 if __name__ == "__main__":
