@@ -44,6 +44,7 @@ CHAR_MS = ["--paired_region", "character", "--lambda_ms", "1", "--ms_region", "b
 BG_MS, BG_MS2 = (["--lambda_ms", w, "--ms_region", "background"] for w in ("1", "2"))
 L1_20, FAST_GD = ["--lambda_l1", "20"], ["--lr_g", "8e-4", "--lr_d", "8e-4"]
 L1_40, FASTER_GD = ["--lambda_l1", "40"], ["--lr_g", "1.2e-3", "--lr_d", "1.2e-3"]
+PAIRED = [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS]  # today's `paired`, spelt out in flags
 RECIPES: dict[str, list[str]] = {
     "default": [],  # the seed's losses: adversarial, edge and identity terms only
     "vgg": VGG,  # OASIS's optional VGG16 term, weight 10, on every pixel
@@ -72,30 +73,22 @@ RECIPES: dict[str, list[str]] = {
     # paired with both nets at twice the learning rate and the character's pixels pinned twice as hard
     "vgg3_l120_nolabelmix_lr8": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD],
     # that (today's `paired`), + mode seeking on the background with the VGG term still on every pixel
-    "vgg3_l120_nolabelmix_lr8_ms": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS],
+    "vgg3_l120_nolabelmix_lr8_ms": PAIRED,
     # today's `paired`, faster still: both learning rates 1.2e-3, L1 40
     "vgg3_l140_nolabelmix_lr12_ms": [*VGG3, *L1_40, *NO_LABELMIX, *FASTER_GD, *BG_MS],
     # today's `paired` with the mode-seeking weight doubled: more variety in the background?
     "vgg3_l120_nolabelmix_lr8_ms2": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS2],
     # today's `paired`, its VGG term on the character and the background near it only: the far
     # background left to D and to mode seeking (patterns?), the outline anchored
-    "vgg3_l120_nolabelmix_lr8_near_ms": [
-        *VGG3,
-        *L1_20,
-        *NO_LABELMIX,
-        *FAST_GD,
-        *BG_MS,
-        "--paired_region",
-        "near",
-    ],
+    "vgg3_l120_nolabelmix_lr8_near_ms": [*PAIRED, "--paired_region", "near"],
     # today's `paired` with a longer moving average: the last quarter of the run, not the last ninth
-    "vgg3_l120_nolabelmix_lr8_ms_ema5": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--EMA_ramp", "5"],
+    "vgg3_l120_nolabelmix_lr8_ms_ema5": [*PAIRED, "--EMA_ramp", "5"],
     # ... and a shorter one: the last nineteenth
-    "vgg3_l120_nolabelmix_lr8_ms_ema20": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--EMA_ramp", "20"],
+    "vgg3_l120_nolabelmix_lr8_ms_ema20": [*PAIRED, "--EMA_ramp", "20"],
     # today's `paired` at half the batch: twice the iterations (nearly) for the same time
-    "vgg3_l120_nolabelmix_lr8_ms_b4": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--batch_size", "4"],
+    "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
-    "vgg3_l120_nolabelmix_lr8_ms_b16": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS, "--batch_size", "16"],
+    "vgg3_l120_nolabelmix_lr8_ms_b16": [*PAIRED, "--batch_size", "16"],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
 }
 SUMMARY = (
@@ -206,13 +199,14 @@ def step_seconds(args, recipes: list[str], rounds: int = 3, steps: int = 12) -> 
 
     H, W = cfg_for([]).image_size
     data = SegmentationDataset(info.splits["train"][:64], info.palette, (H, W), cache=True)
-    steps_of = {r: build_train_step(cfg_for(RECIPES[r]), DistEnv(), info.palette.names) for r in recipes}
-    sizes = {cfg_for(RECIPES[r]).batch_size for r in recipes}  # a recipe may set its own batch size
+    cfgs = {r: cfg_for(RECIPES[r]) for r in recipes}
+    steps_of = {r: build_train_step(cfgs[r], DistEnv(), info.palette.names) for r in recipes}
+    sizes = {c.batch_size for c in cfgs.values()}  # a recipe may set its own batch size
     raw = {n: list(DataLoader(data, batch_size=n)) for n in sizes}
     times: dict[str, list[float]] = {r: [] for r in recipes}
     for _ in range(rounds):
         for r in recipes:
-            ts, cfg = steps_of[r], cfg_for(RECIPES[r])
+            ts, cfg = steps_of[r], cfgs[r]
             gen = torch.Generator().manual_seed(0)
             batches = [
                 to_batch(b, cpu, num_classes=info.num_classes, canny=cfg.canny, flip=gen)

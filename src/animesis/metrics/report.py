@@ -643,7 +643,7 @@ def format_report(result: dict[str, Any]) -> str:
     """The evaluation as a Markdown table (generated beside real test images), with N and preprocessing."""
     n = result["n_images"]
     lines = [
-        f"Checkpoint {result['checkpoint']} (step {result['step']}, {result.get('weights', 'EMA')}), "
+        f"Checkpoint {result['checkpoint']} (step {result['step']}, {result['weights']}), "
         f"{result['split']} split of "
         f"{result['dataset']}: {n} maps at {result['resolution'][0]}×{result['resolution'][1]}, seed "
         f"{result['seed']}, {result['device']} ({result['painting_precision']} painting), {result['date']}",
