@@ -2,7 +2,8 @@
 
 Every recipe is a set of training flags on top of the CPU demo's (`small` preset, batch 8, 64x64 on
 the built-in characters) and the seed's losses (`--recipe oasis`): "default" is the seed's losses
-alone, and `vgg3_l120_nolabelmix_lr8_ms` is the CLI's default `paired` (`vgg3_l1_nolabelmix_lr` its 2026-12-06 form). The
+alone, and `vgg3_l120_nolabelmix_lr8_ms_ema20` is the CLI's default `paired` (`vgg3_l120_nolabelmix_lr8_ms`
+its form until 2026-12-07, `vgg3_l1_nolabelmix_lr` its 2026-12-06 form). The
 budget is training time on this machine's cores: the time the seed's losses take for the CPU demo's
 1,500 steps. A calibration times every recipe's training iteration in turn (alone on the machine), and
 each recipe then trains for budget / its seconds per step iterations, so a cheaper recipe takes more
@@ -12,7 +13,7 @@ time from the run's status lines and the whole process's wall-clock. --fid_point
 run's validation FID K times while it trains (benchmarks/fid_minutes.py --curves plots them).
 
   python benchmarks/recipes.py --data datasets/Synth64 --seeds 42 43 \
-      --recipes default vgg vgg3_l120_nolabelmix_lr8_ms --fid_points 5
+      --recipes default vgg vgg3_l120_nolabelmix_lr8_ms_ema20 --fid_points 5
 
 Calibration is best run on an idle machine (--calibrate_only prints it); the measured steps are
 kept in the output JSON, and --steps_from reuses them so later seeds train exactly as long.
@@ -44,7 +45,8 @@ CHAR_MS = ["--paired_region", "character", "--lambda_ms", "1", "--ms_region", "b
 BG_MS, BG_MS2 = (["--lambda_ms", w, "--ms_region", "background"] for w in ("1", "2"))
 L1_20, FAST_GD = ["--lambda_l1", "20"], ["--lr_g", "8e-4", "--lr_d", "8e-4"]
 L1_40, FASTER_GD = ["--lambda_l1", "40"], ["--lr_g", "1.2e-3", "--lr_d", "1.2e-3"]
-PAIRED = [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS]  # today's `paired`, spelt out in flags
+# `paired` until 2026-12-07 (its moving average at the seed's ramp, 10), spelt out in flags
+PAIRED = [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS]
 RECIPES: dict[str, list[str]] = {
     "default": [],  # the seed's losses: adversarial, edge and identity terms only
     "vgg": VGG,  # OASIS's optional VGG16 term, weight 10, on every pixel
@@ -72,20 +74,22 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l1_nolabelmix_lr_char_ms": [*VGG3, *L1, *NO_LABELMIX, *FAST_G, *CHAR_MS],
     # paired with both nets at twice the learning rate and the character's pixels pinned twice as hard
     "vgg3_l120_nolabelmix_lr8": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD],
-    # that (today's `paired`), + mode seeking on the background with the VGG term still on every pixel
+    # that + mode seeking on the background with the VGG term still on every pixel
     "vgg3_l120_nolabelmix_lr8_ms": PAIRED,
-    # today's `paired`, faster still: both learning rates 1.2e-3, L1 40
+    # PAIRED, faster still: both learning rates 1.2e-3, L1 40
     "vgg3_l140_nolabelmix_lr12_ms": [*VGG3, *L1_40, *NO_LABELMIX, *FASTER_GD, *BG_MS],
-    # today's `paired` with the mode-seeking weight doubled: more variety in the background?
+    # PAIRED with the mode-seeking weight doubled: more variety in the background?
     "vgg3_l120_nolabelmix_lr8_ms2": [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS2],
-    # today's `paired`, its VGG term on the character and the background near it only: the far
+    # PAIRED, its VGG term on the character and the background near it only: the far
     # background left to D and to mode seeking (patterns?), the outline anchored
     "vgg3_l120_nolabelmix_lr8_near_ms": [*PAIRED, "--paired_region", "near"],
-    # today's `paired` with a longer moving average: the last quarter of the run, not the last ninth
+    # PAIRED with a longer moving average: the last quarter of the run, not the last ninth
     "vgg3_l120_nolabelmix_lr8_ms_ema5": [*PAIRED, "--EMA_ramp", "5"],
-    # ... and a shorter one: the last nineteenth
+    # ... and a shorter one, the last nineteenth: today's `paired`
     "vgg3_l120_nolabelmix_lr8_ms_ema20": [*PAIRED, "--EMA_ramp", "20"],
-    # today's `paired` at half the batch: twice the iterations (nearly) for the same time
+    # today's `paired` + eight waves the noise sets: can mode seeking vary the background's pattern?
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_waves8": [*PAIRED, "--EMA_ramp", "20", "--noise_waves", "8"],
+    # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
     "vgg3_l120_nolabelmix_lr8_ms_b16": [*PAIRED, "--batch_size", "16"],

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from animesis.cli import UsageError, build_parser, model_configs, train_config
+from animesis.cli import UsageError, asked_keys, build_parser, model_configs, train_config
 from animesis.data.palette import DEFAULT_PALETTE
 from animesis.device import device_from_gpu_ids
 from animesis.errors import UserError
@@ -108,6 +108,12 @@ def test_identity_free_baseline_flags(capsys):
     cfg = train_config(args, fake_info())
     assert cfg.generator.id_dim == 0 and cfg.generator.z_dim > 0  # 0 is kept, not replaced by the preset
     assert not cfg.discriminator.identity_head and cfg.loss.lambda_edge == 0
+    with pytest.raises(UsageError, match="--noise_waves needs noise"):
+        model_configs(build_parser().parse_args(SEED_TRAIN + ["--noise_waves", "4", "--no_3dnoise"]), 11, 9)
+    waves = train_config(build_parser().parse_args(SEED_TRAIN + ["--noise_waves", "4"]), fake_info())
+    assert waves.generator.noise_waves == 4 and "generator.noise_waves" in asked_keys(
+        [*SEED_TRAIN, "--noise_waves", "4"], waves
+    )
     with pytest.raises(UsageError, match="no code input"):
         model_configs(build_parser().parse_args(SEED_TRAIN + ["--id_dim", "0", "--no_3dnoise"]), 11, 9)
     with pytest.raises(SystemExit):  # refused by the parser: one line, exit code 2
@@ -118,7 +124,14 @@ def test_identity_free_baseline_flags(capsys):
 def test_ema_ramp_flag():
     cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--EMA_ramp", "5"]), fake_info())
     assert cfg.ema_ramp == 5.0
-    assert train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).ema_ramp == 10.0
+    # unset, the recipe's: `paired` averages the last nineteenth of the run, the seed's losses the ninth
+    assert train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).ema_ramp == 20.0
+    oasis = train_config(build_parser().parse_args([*SEED_TRAIN, "--recipe", "oasis"]), fake_info())
+    assert oasis.ema_ramp == 10.0
+    # a resume compares the saved ramp only when a flag chose it
+    assert "ema_ramp" not in asked_keys([*SEED_TRAIN, "--continue_train"], oasis)
+    assert "ema_ramp" in asked_keys([*SEED_TRAIN, "--recipe", "oasis"], oasis)
+    assert "ema_ramp" in asked_keys([*SEED_TRAIN, "--EMA_ramp", "5"], oasis)
     with pytest.raises(UsageError, match=r"--EMA_ramp 1\.0: must be more than 1"):
         train_config(build_parser().parse_args(SEED_TRAIN + ["--EMA_ramp", "1"]), fake_info())
 

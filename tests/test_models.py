@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from animesis.config import DiscriminatorConfig, GeneratorConfig, check_image_size
 from animesis.models.discriminator import Discriminator
-from animesis.models.generator import Generator, channel_plan
+from animesis.models.generator import Generator, channel_plan, wave_field
 from animesis.models.pretrained import ModelLoadError, load_weights, save_weights
 
 N, K, S = 5, 3, 32
@@ -127,6 +127,32 @@ def test_no_noise_generator_is_deterministic():
     assert torch.equal(G(y, torch.tensor([0, 1])), G(y, torch.tensor([0, 1])))
     with pytest.raises(ValueError, match="takes noise"):
         tiny_g()(y, torch.tensor([0, 1]))
+
+
+def test_noise_waves_are_sinusoids_the_noise_moves(tmp_path):
+    """--noise_waves: each wave is sin(2 pi (f . p + phase)) with f and phase from z, fixed in the
+    picture's own coordinates at every resolution; the generator paints with them and saves them."""
+    f = torch.tensor([[1 / 8, 0.0, 0.25]])  # one wave: 1 cycle per image along x, a quarter-cycle phase
+    field = wave_field(f, (4, 8))[0, 0]
+    x = (torch.arange(8) + 0.5) / 8 - 0.5
+    torch.testing.assert_close(field, torch.sin(2 * torch.pi * (x + 0.25)).expand(4, 8))
+    coarse, fine = wave_field(f, (4, 4))[0, 0, 0], wave_field(f, (8, 8))[0, 0, 0]
+    assert torch.allclose(coarse, (fine[0::2] + fine[1::2]) / 2, atol=0.1)  # same wave, twice the pixels
+    G = tiny_g(noise_waves=3).eval()
+    y, z = onehot(B=2), torch.randn(2, 4)
+    waves = (z[:, :, None] * G.waves.weight.T).sum(1)
+    assert waves.shape == (2, 9) and 0.3 < waves.std() < 3  # unit-scale frequencies and phases at init
+    assert not torch.equal(wave_field(waves, (8, 8))[0], wave_field(waves, (8, 8))[1])
+    a = G(y, torch.tensor([0, 1]), z)
+    assert torch.equal(a, G(y, torch.tensor([0, 1]), z)) and not torch.equal(
+        a, G(y, torch.tensor([0, 1]), -z)
+    )
+    G.waves.weight.data.zero_()  # the waves change the picture: without them it is another one
+    assert not torch.allclose(a, G(y, torch.tensor([0, 1]), z))
+    save_weights(G, tmp_path / "g.safetensors")
+    load_weights(tiny_g(noise_waves=3), tmp_path / "g.safetensors")
+    with pytest.raises(ValueError, match="noise_waves needs z_dim"):
+        tiny_g(noise_waves=3, z_dim=0)
 
 
 def test_identity_free_generator_ignores_the_character(tmp_path):

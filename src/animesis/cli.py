@@ -147,6 +147,13 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         help="train with z encoded from the real picture (a VAE posterior) so paired losses leave the "
         "noise its variety; painting samples z as usual",
     )
+    g.add_argument(
+        "--noise_waves",
+        type=non_negative_int,
+        default=0,
+        help="sinusoids whose frequencies and phases the noise sets, beside the code in every block: "
+        "background patterns that change with the noise (0: none)",
+    )
     g.add_argument("--no_spectral_norm", action="store_true")
     g.add_argument(
         "--no_identity_head",
@@ -199,9 +206,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument(
         "--EMA_ramp",
         type=float,
-        default=TrainConfig.ema_ramp,
+        default=None,
         help="until --EMA_decay is reached the average spans about the last step / (EMA_ramp - 1) "
-        "iterations (more than 1; smaller: a longer average)",
+        "iterations (more than 1; smaller: a longer average; default: the recipe's)",
     )
     g.add_argument("--no_EMA", action="store_true")
     g.add_argument(
@@ -611,6 +618,10 @@ def model_configs(
     id_dim = p["id_dim"] if args.id_dim is None else args.id_dim
     if id_dim == 0 and z_dim == 0:
         raise UsageError("--id_dim 0 with no noise leaves the generator no code input: keep one of them")
+    if args.noise_waves and z_dim == 0:
+        raise UsageError(
+            "--noise_waves needs noise: the noise sets the waves (drop --no_3dnoise or --z_dim 0)"
+        )
     g, d = preset_configs(
         args.preset,
         num_classes,
@@ -625,6 +636,7 @@ def model_configs(
         spectral_norm=not args.no_spectral_norm,
         modulation=args.modulation or RECIPES[args.recipe]["modulation"],
         z_encoder=args.z_encoder,
+        noise_waves=args.noise_waves,
         identity_head=not args.no_identity_head,
     )
     size = training_size(args.crop_size or p["size"], args.aspect_ratio, g.num_blocks)
@@ -646,7 +658,7 @@ def _labelmix_weight(args, recipe: dict) -> float:
 def train_config(args, info) -> TrainConfig:
     """Seed/OASIS training flags + the dataset's N and K -> TrainConfig."""
     num_characters = _check_class_num(args, info)
-    if args.EMA_ramp <= 1:
+    if args.EMA_ramp is not None and args.EMA_ramp <= 1:
         raise UsageError(f"--EMA_ramp {args.EMA_ramp}: must be more than 1")
     g, d, size = model_configs(args, info.num_classes, num_characters)
     if (args.lambda_ms or 0) > 0 and g.z_dim == 0:
@@ -686,7 +698,7 @@ def train_config(args, info) -> TrainConfig:
         beta1=args.beta1,
         beta2=args.beta2,
         ema_decay=args.EMA_decay,
-        ema_ramp=args.EMA_ramp,
+        ema_ramp=recipe["ema_ramp"] if args.EMA_ramp is None else args.EMA_ramp,
         use_ema=not args.no_EMA,
         seed=args.seed,
         flip=not args.no_flip,
@@ -772,6 +784,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "param_free_norm": ("generator.norm",),
     "modulation": ("generator.modulation",),
     "z_encoder": ("generator.z_encoder",),
+    "noise_waves": ("generator.noise_waves",),
     "no_spectral_norm": ("generator.spectral_norm", "discriminator.spectral_norm"),
     "no_identity_head": ("discriminator.identity_head", "loss.lambda_identity"),
     "EMA_decay": ("ema_decay",),
@@ -779,7 +792,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "no_EMA": ("use_ema",),
     "no_labelmix": ("loss.lambda_labelmix",),
     "recipe": ("generator.modulation", "loss.lambda_vgg", "loss.vgg_layers", "loss.lambda_labelmix",
-               "loss.lambda_l1", "lr_g", "lr_d", "loss.lambda_ms", "loss.ms_region"),
+               "loss.lambda_l1", "lr_g", "lr_d", "loss.lambda_ms", "loss.ms_region", "ema_ramp"),
     "add_vgg_loss": ("loss.lambda_vgg",),
     "no_balancing_inloss": ("loss.class_balancing",),
     "no_flip": ("flip",),

@@ -48,6 +48,10 @@ class GeneratorConfig:
     # paired losses then compare with a painting of that picture's own background and light, instead of
     # pulling every noise to one answer. Painting still draws z from N(0, I).
     z_encoder: bool = False
+    # Sinusoids whose frequencies and phases the noise sets, given to every block beside the code. z
+    # alone is the same at every pixel, so a background pattern (stripes, dots, checks at any angle)
+    # could not follow it; these let one. 0: none (needs z_dim > 0 otherwise).
+    noise_waves: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,16 +146,17 @@ class TrainConfig:
 # (benchmarks/RESULTS.md): the seed's losses plus VGG16's three shallow taps and an L1 term on the
 # character's pixels, without LabelMix, both networks learning at twice OASIS's D rate (short runs
 # gain most from the learning rate), and MSGAN's mode-seeking term on the background, so that the
-# noise varies the background while the paired terms hold the character. "oasis" is the seed's (SPADE, LabelMix, no paired term,
+# noise varies the background while the paired terms hold the character; its moving average of G
+# spans the last nineteenth of the run (EMA ramp 20), not the ninth. "oasis" is the seed's (SPADE, LabelMix, no paired term,
 # lr_g 1e-4, lr_d 4e-4); "fast" a learned style per character and class, VGG16's three shallow taps,
 # no LabelMix.
 RECIPES: dict[str, dict[str, Any]] = {
     "paired": dict(modulation="spade", vgg=True, vgg_layers=3, labelmix=False, l1=20.0, lr_g=8e-4, lr_d=8e-4,
-                   ms=1.0, ms_region="background"),
+                   ms=1.0, ms_region="background", ema_ramp=20.0),
     "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True, l1=0.0, lr_g=1e-4, lr_d=4e-4,
-                  ms=0.0, ms_region="all"),
+                  ms=0.0, ms_region="all", ema_ramp=10.0),
     "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False, l1=0.0, lr_g=1e-4, lr_d=4e-4,
-                 ms=0.0, ms_region="all"),
+                 ms=0.0, ms_region="all", ema_ramp=10.0),
 }  # fmt: skip
 DEFAULT_RECIPE = "paired"
 

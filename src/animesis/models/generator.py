@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from animesis.config import GeneratorConfig
 from animesis.models.layers import SPADEResBlock, resize_nearest
+
+WAVE_CYCLES = 8.0  # a wave's frequency at initialisation: about N(0, 8^2) cycles per image along x and y
 
 
 def channel_plan(base: int, num_blocks: int) -> list[int]:
@@ -52,7 +56,9 @@ class Generator(nn.Module):
         self.cfg = cfg
         if cfg.z_encoder and not cfg.z_dim:
             raise ValueError("z_encoder needs z_dim > 0: it encodes pictures into the noise")
-        N, D = cfg.num_classes, cfg.id_dim + cfg.z_dim
+        if cfg.noise_waves and not cfg.z_dim:
+            raise ValueError("noise_waves needs z_dim > 0: the noise sets the waves")
+        N, D = cfg.num_classes, cfg.id_dim + cfg.z_dim + cfg.noise_waves
         widths = channel_plan(cfg.base_channels, cfg.num_blocks)
         if cfg.modulation == "style":
             if not cfg.id_dim:
@@ -78,6 +84,8 @@ class Generator(nn.Module):
             for i in range(cfg.num_blocks)
         )
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        # z -> each wave's (x frequency, y frequency, phase)
+        self.waves = nn.Linear(cfg.z_dim, 3 * cfg.noise_waves, bias=False) if cfg.noise_waves else None
         self.reset_parameters()
         # Made after the OASIS initialisation: the encoder keeps torch's default one.
         self.encoder = NoiseEncoder(cfg.z_dim) if cfg.z_encoder else None
@@ -95,6 +103,8 @@ class Generator(nn.Module):
         nn.init.normal_(
             self.class_style if self.cfg.modulation == "style" else self.character_embedding.weight
         )
+        if self.waves is not None:  # unit-variance outputs for z ~ N(0, I)
+            nn.init.normal_(self.waves.weight, std=self.cfg.z_dim**-0.5)
 
     @property
     def downsampling(self) -> int:
@@ -154,10 +164,19 @@ class Generator(nn.Module):
         if self.cfg.z_dim and z is None:
             raise ValueError("this generator takes noise: pass z of shape (B, z_dim)")
 
+        waves = None
+        if self.waves is not None:  # in fp32 (a product and a sum, which autocast leaves alone): a
+            # bf16 phase of tens of cycles would be off by a good part of a cycle
+            waves = (z.float()[:, :, None] * self.waves.weight.float().T).sum(1)  # (B, 3F)
+
         def code_at(size: tuple[int, int]) -> torch.Tensor:  # (B, D, 1|h, 1|w): condition and noise
             c = self._at(cond, size)
             if not self.cfg.z_dim:
                 return c
+            if waves is not None:
+                c = c.expand(B, -1, *size)
+                noise = z.to(c.dtype)[:, :, None, None].expand(B, -1, *size)
+                return torch.cat([c, noise, wave_field(waves, size).to(c.dtype)], dim=1)
             return torch.cat([c, z.to(c.dtype)[:, :, None, None].expand(B, -1, *c.shape[-2:])], dim=1)
 
         s = self.downsampling
@@ -173,3 +192,15 @@ class Generator(nn.Module):
     @staticmethod
     def _at(code: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return code if code.shape[-1] == 1 and code.shape[-2] == 1 else resize_nearest(code, tuple(size))
+
+
+def wave_field(waves: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """waves (B, 3F): each wave's x and y frequency (in WAVE_CYCLES cycles per image) and phase (in
+    cycles) -> (B, F, h, w): sin(2 pi (f . p + phase)) on pixel centres p in [-1/2, 1/2]^2, so that a
+    wave keeps its place in the picture at every resolution."""
+    h, w = size
+    fx, fy, phase = waves.unflatten(1, (3, -1)).unbind(1)  # (B, F) each
+    y = (torch.arange(h, device=waves.device, dtype=waves.dtype) + 0.5) / h - 0.5
+    x = (torch.arange(w, device=waves.device, dtype=waves.dtype) + 0.5) / w - 0.5
+    arg = WAVE_CYCLES * (fx[..., None, None] * x + fy[..., None, None] * y[:, None]) + phase[..., None, None]
+    return torch.sin(2 * math.pi * arg)
