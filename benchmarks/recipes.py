@@ -89,6 +89,9 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema20": [*PAIRED, "--EMA_ramp", "20"],
     # today's `paired` + eight waves the noise sets: can mode seeking vary the background's pattern?
     "vgg3_l120_nolabelmix_lr8_ms_ema20_waves8": [*PAIRED, "--EMA_ramp", "20", "--noise_waves", "8"],
+    # today's `paired` with both learning rates falling linearly to 0 over the second half (pix2pixHD's and
+    # SPADE's schedule): the curves still fall steeply at the budget's end
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_decay5": [*PAIRED, "--EMA_ramp", "20", "--lr_decay", "0.5"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations

@@ -136,6 +136,15 @@ def test_ema_ramp_flag():
         train_config(build_parser().parse_args(SEED_TRAIN + ["--EMA_ramp", "1"]), fake_info())
 
 
+def test_lr_decay_flag():
+    assert train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).lr_decay == 0.0
+    cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--lr_decay", "0.5"]), fake_info())
+    assert cfg.lr_decay == 0.5
+    assert "lr_decay" in asked_keys([*SEED_TRAIN, "--lr_decay", "0.5"], cfg)
+    with pytest.raises(UsageError, match=r"--lr_decay 1\.5: must be a fraction of the iterations"):
+        train_config(build_parser().parse_args(SEED_TRAIN + ["--lr_decay", "1.5"]), fake_info())
+
+
 def test_paired_region_flag():
     for region in ("all", "character", "near"):
         args = build_parser().parse_args(SEED_TRAIN + ["--paired_region", region])

@@ -25,7 +25,7 @@ from animesis.models.generator import Generator
 from animesis.models.pretrained import D_WEIGHTS, G_EMA_WEIGHTS, G_WEIGHTS, load_weights
 from animesis.training import checkpoint as ckpt
 from animesis.training.loop import train
-from animesis.training.step import identity_mask, paired_pixels
+from animesis.training.step import identity_mask, lr_scale_at, paired_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 3
@@ -338,3 +338,24 @@ def test_paired_pixels_regions():
     band = torch.zeros_like(id_mask)
     band[0, 16:44, 20:48] = True  # 64 / 16 = 4 pixels of background on every side
     assert torch.equal(near, band)
+
+
+def test_lr_decay_falls_linearly_over_the_last_fraction_and_resumes_exactly(data, tmp_path):
+    assert [lr_scale_at(s, 8, 0.5) for s in range(8)] == [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    assert lr_scale_at(3, 8, 0.0) == 1.0
+    straight = make_cfg(data, tmp_path / "a", lr_decay=0.5, freq_save_ckpt=3)
+    train(straight, load_dataset(data), progress=False)
+    saved = json.loads((runs.resolve_checkpoint(straight.run_dir, "latest") / ckpt.STATE_JSON).read_text())
+    # The last of 6 iterations, the decay over 3: a third of each configured rate.
+    assert saved["opt_G"]["param_groups"][0]["lr"] == pytest.approx(straight.lr_g / 3)
+    assert saved["opt_D"]["param_groups"][0]["lr"] == pytest.approx(straight.lr_d / 3)
+
+    # The same run resumed from its iteration-3 checkpoint, before the decay began, ends identically.
+    resumed = replace(straight, checkpoints_dir=str(tmp_path / "b"))
+    (tmp_path / "b").mkdir()
+    subprocess.run(["cp", "-r", str(straight.run_dir), str(resumed.run_dir)], check=True)
+    train(replace(resumed, continue_train=True, which_iter="3"), load_dataset(data), progress=False)
+    a = state_of(runs.resolve_checkpoint(straight.run_dir, "latest"), straight)
+    b = state_of(runs.resolve_checkpoint(resumed.run_dir, "latest"), resumed)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

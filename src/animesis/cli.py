@@ -200,6 +200,14 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="discriminator learning rate (default: the recipe's)",
     )
+    g.add_argument(
+        "--lr_decay",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="both learning rates fall linearly towards 0 over this last fraction of the iterations "
+        "(0: constant, the seed's; 0.5: pix2pixHD's and SPADE's second half)",
+    )
     g.add_argument("--beta1", type=float, default=0.0)
     g.add_argument("--beta2", type=float, default=0.999)
     g.add_argument("--EMA_decay", type=float, default=0.9999)
@@ -660,6 +668,8 @@ def train_config(args, info) -> TrainConfig:
     num_characters = _check_class_num(args, info)
     if args.EMA_ramp is not None and args.EMA_ramp <= 1:
         raise UsageError(f"--EMA_ramp {args.EMA_ramp}: must be more than 1")
+    if not 0 <= args.lr_decay <= 1:
+        raise UsageError(f"--lr_decay {args.lr_decay}: must be a fraction of the iterations, 0 to 1")
     g, d, size = model_configs(args, info.num_classes, num_characters)
     if (args.lambda_ms or 0) > 0 and g.z_dim == 0:
         raise UsageError("--lambda_ms needs noise: it is meaningless with --no_3dnoise or --z_dim 0")
@@ -695,6 +705,7 @@ def train_config(args, info) -> TrainConfig:
         max_steps=args.max_steps,
         lr_g=recipe["lr_g"] if args.lr_g is None else args.lr_g,
         lr_d=recipe["lr_d"] if args.lr_d is None else args.lr_d,
+        lr_decay=args.lr_decay,
         beta1=args.beta1,
         beta2=args.beta2,
         ema_decay=args.EMA_decay,

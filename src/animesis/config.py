@@ -108,6 +108,9 @@ class TrainConfig:
     max_steps: int | None = None  # overrides num_epochs when set
     lr_g: float = 1e-4
     lr_d: float = 4e-4
+    # The last fraction of the iterations over which both learning rates fall linearly towards 0
+    # (pix2pixHD's and SPADE's schedule decays over the second half: 0.5); 0 keeps them constant.
+    lr_decay: float = 0.0
     beta1: float = 0.0
     beta2: float = 0.999
     ema_decay: float = 0.9999  # per iteration, reached after a ramp (training.ema.ema_decay_at)

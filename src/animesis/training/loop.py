@@ -31,7 +31,7 @@ from animesis.training import checkpoint as ckpt
 from animesis.training.distributed import DistEnv, InfiniteSampler, barrier, init_distributed, shutdown
 from animesis.training.ema import refresh_batchnorm
 from animesis.training.resume import record_start
-from animesis.training.step import build_train_step
+from animesis.training.step import build_train_step, lr_scale_at
 
 
 class TrainingError(UserError):
@@ -257,6 +257,8 @@ def _train(
 
     # --- the loop: one iteration, then whatever periodic work falls on it ------------------------
     while state.step < steps:
+        if cfg.lr_decay:
+            ts.set_lr_scale(lr_scale_at(state.step, steps, cfg.lr_decay))
         terms = ts(data.next(flip=gen if cfg.flip else None), gen, step=state.step)
         state.step += 1
         meter.add(terms, bar)

@@ -44,6 +44,18 @@ def paired_pixels(id_mask: torch.Tensor, region: str) -> torch.Tensor | None:
     return mask
 
 
+def lr_scale_at(step: int, total: int, fraction: float) -> float:
+    """The learning rates' factor for the iteration after `step` done of `total`: 1, then linearly
+    down over the last `fraction` of the iterations, to 1 / (decay length) on the last one.
+
+    A function of the step alone, so a resumed run takes the same rates as an uninterrupted one.
+    """
+    decay = round(total * fraction)
+    if decay <= 0 or step < total - decay:
+        return 1.0
+    return max(total - step, 1) / decay
+
+
 # --- the objective -------------------------------------------------------------------------------
 
 
@@ -215,6 +227,12 @@ class TrainStep:
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, ema_decay_at(step, self.cfg.ema_decay, self.cfg.ema_ramp))
         return {**d_terms, **g_terms}
+
+    def set_lr_scale(self, scale: float) -> None:
+        """Both optimizers at `scale` times the configured learning rates."""
+        for opt, lr in ((self.opt_G, self.cfg.lr_g), (self.opt_D, self.cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
 
     def _paint(self, b: Batch, gen: torch.Generator | None, z: torch.Tensor | None):
         """The G forward: (fake, None), or with mode seeking (fake, the pair it compares): the first half
