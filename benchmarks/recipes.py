@@ -92,6 +92,20 @@ RECIPES: dict[str, list[str]] = {
     # today's `paired` with both learning rates falling linearly to 0 over the second half (pix2pixHD's and
     # SPADE's schedule): the curves still fall steeply at the budget's end
     "vgg3_l120_nolabelmix_lr8_ms_ema20_decay5": [*PAIRED, "--EMA_ramp", "20", "--lr_decay", "0.5"],
+    # today's `paired` with other widths (the `small` preset's 16 channels): fewer steps of a wider
+    # network, or more of a cheaper discriminator, in the same time
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_g24": [*PAIRED, "--EMA_ramp", "20", "--channels_G", "24"],
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_d24": [*PAIRED, "--EMA_ramp", "20", "--channels_D", "24"],
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_gd24": [
+        *PAIRED,
+        "--EMA_ramp",
+        "20",
+        "--channels_G",
+        "24",
+        "--channels_D",
+        "24",
+    ],
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_d8": [*PAIRED, "--EMA_ramp", "20", "--channels_D", "8"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations

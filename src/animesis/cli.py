@@ -206,7 +206,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         default=0.0,
         metavar="FRACTION",
         help="both learning rates fall linearly towards 0 over this last fraction of the iterations "
-        "(0: constant, the seed's; 0.5: pix2pixHD's and SPADE's second half)",
+        "(0: constant, the seed's; 0.5: pix2pixHD's and SPADE's second half; a resume with another "
+        "--max_steps plans it over the new length)",
     )
     g.add_argument("--beta1", type=float, default=0.0)
     g.add_argument("--beta2", type=float, default=0.999)
