@@ -87,6 +87,8 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema5": [*PAIRED, "--EMA_ramp", "5"],
     # ... and a shorter one, the last nineteenth: today's `paired`
     "vgg3_l120_nolabelmix_lr8_ms_ema20": [*PAIRED, "--EMA_ramp", "20"],
+    # ... and shorter still, the last thirty-ninth
+    "vgg3_l120_nolabelmix_lr8_ms_ema40": [*PAIRED, "--EMA_ramp", "40"],
     # today's `paired` + eight waves the noise sets: can mode seeking vary the background's pattern?
     "vgg3_l120_nolabelmix_lr8_ms_ema20_waves8": [*PAIRED, "--EMA_ramp", "20", "--noise_waves", "8"],
     # today's `paired` with both learning rates falling linearly to 0 over the second half (pix2pixHD's and
