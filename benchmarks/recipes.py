@@ -98,15 +98,6 @@ RECIPES: dict[str, list[str]] = {
     # network, or more of a cheaper discriminator, in the same time
     "vgg3_l120_nolabelmix_lr8_ms_ema20_g24": [*PAIRED, "--EMA_ramp", "20", "--channels_G", "24"],
     "vgg3_l120_nolabelmix_lr8_ms_ema20_d24": [*PAIRED, "--EMA_ramp", "20", "--channels_D", "24"],
-    "vgg3_l120_nolabelmix_lr8_ms_ema20_gd24": [
-        *PAIRED,
-        "--EMA_ramp",
-        "20",
-        "--channels_G",
-        "24",
-        "--channels_D",
-        "24",
-    ],
     "vgg3_l120_nolabelmix_lr8_ms_ema20_d8": [*PAIRED, "--EMA_ramp", "20", "--channels_D", "8"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -352,8 +353,7 @@ def test_lr_decay_falls_linearly_over_the_last_fraction_and_resumes_exactly(data
 
     # The same run resumed from its iteration-3 checkpoint, before the decay began, ends identically.
     resumed = replace(straight, checkpoints_dir=str(tmp_path / "b"))
-    (tmp_path / "b").mkdir()
-    subprocess.run(["cp", "-r", str(straight.run_dir), str(resumed.run_dir)], check=True)
+    shutil.copytree(straight.run_dir, resumed.run_dir)
     train(replace(resumed, continue_train=True, which_iter="3"), load_dataset(data), progress=False)
     a = state_of(runs.resolve_checkpoint(straight.run_dir, "latest"), straight)
     b = state_of(runs.resolve_checkpoint(resumed.run_dir, "latest"), resumed)
