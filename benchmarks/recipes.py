@@ -47,6 +47,7 @@ L1_20, FAST_GD = ["--lambda_l1", "20"], ["--lr_g", "8e-4", "--lr_d", "8e-4"]
 L1_40, FASTER_GD = ["--lambda_l1", "40"], ["--lr_g", "1.2e-3", "--lr_d", "1.2e-3"]
 # `paired` until 2026-12-07 (its moving average at the seed's ramp, 10), spelt out in flags
 PAIRED = [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS]
+TEX2 = [*PAIRED, "--EMA_ramp", "20", "--lambda_texture", "2"]  # the background texture critic
 RECIPES: dict[str, list[str]] = {
     "default": [],  # the seed's losses: adversarial, edge and identity terms only
     "vgg": VGG,  # OASIS's optional VGG16 term, weight 10, on every pixel
@@ -99,6 +100,14 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema20_g24": [*PAIRED, "--EMA_ramp", "20", "--channels_G", "24"],
     "vgg3_l120_nolabelmix_lr8_ms_ema20_d24": [*PAIRED, "--EMA_ramp", "20", "--channels_D", "24"],
     "vgg3_l120_nolabelmix_lr8_ms_ema20_d8": [*PAIRED, "--EMA_ramp", "20", "--channels_D", "8"],
+    # today's `paired` + a patch critic on the background alone (unpaired: real backgrounds against
+    # painted ones), so a pattern pays as a pattern; and the same with the VGG term off the far
+    # background, which alone gave blotches: does the critic turn them into patterns?
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_tex2": TEX2,
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_tex2_near": [*TEX2, "--paired_region", "near"],
+    # today's `paired` with Adam's second moment averaged over ~100 steps, not ~1,000 (StyleGAN's 0.99):
+    # in a run of 1,000 steps at a high rate the gradients' scale moves faster than 0.999 follows
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_beta99": [*PAIRED, "--EMA_ramp", "20", "--beta2", "0.99"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations

@@ -116,6 +116,11 @@ def test_identity_free_baseline_flags(capsys):
     )
     with pytest.raises(UsageError, match="no code input"):
         model_configs(build_parser().parse_args(SEED_TRAIN + ["--id_dim", "0", "--no_3dnoise"]), 11, 9)
+    assert waves.discriminator.texture_channels == 0 and waves.loss.lambda_texture == 0
+    tex_flags = [*SEED_TRAIN, "--lambda_texture", "0.5", "--channels_D", "12"]
+    tex = train_config(build_parser().parse_args(tex_flags), fake_info())
+    assert (tex.loss.lambda_texture, tex.discriminator.texture_channels) == (0.5, 24)
+    assert {"loss.lambda_texture", "discriminator.texture_channels"} <= asked_keys(tex_flags, tex)
     with pytest.raises(SystemExit):  # refused by the parser: one line, exit code 2
         build_parser().parse_args(SEED_TRAIN + ["--id_dim", "-2"])
     assert "--id_dim: -2 must be at least 0" in capsys.readouterr().err
@@ -143,6 +148,15 @@ def test_lr_decay_flag():
     assert "lr_decay" in asked_keys([*SEED_TRAIN, "--lr_decay", "0.5"], cfg)
     with pytest.raises(UsageError, match=r"--lr_decay 1\.5: must be a fraction of the iterations"):
         train_config(build_parser().parse_args(SEED_TRAIN + ["--lr_decay", "1.5"]), fake_info())
+
+
+@pytest.mark.parametrize("flag,value", [("--beta2", "1.5"), ("--beta1", "-0.1"), ("--beta2", "1.0")])
+def test_adam_betas_out_of_range_are_one_line(flag, value):
+    with pytest.raises(UsageError, match=rf"{flag} {value}: Adam's averaging factor must be in \[0, 1\)"):
+        train_config(build_parser().parse_args(SEED_TRAIN + [flag, value]), fake_info())
+    assert (
+        train_config(build_parser().parse_args(SEED_TRAIN + ["--beta2", "0.99"]), fake_info()).beta2 == 0.99
+    )
 
 
 def test_paired_region_flag():

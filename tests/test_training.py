@@ -21,7 +21,7 @@ from animesis.config import DiscriminatorConfig, GeneratorConfig, LossConfig, Tr
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
 from animesis.inference import Painter
-from animesis.models.discriminator import Discriminator
+from animesis.models.discriminator import Discriminator, TextureCritic
 from animesis.models.generator import Generator
 from animesis.models.pretrained import D_WEIGHTS, G_EMA_WEIGHTS, G_WEIGHTS, load_weights
 from animesis.training import checkpoint as ckpt
@@ -127,17 +127,30 @@ def state_of(folder: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     return out
 
 
-def test_resume_equals_uninterrupted_run(data, tmp_path):
-    straight = make_cfg(data, tmp_path / "a")
+@pytest.mark.parametrize("texture", [False, True], ids=["plain", "texture_critic"])
+def test_resume_equals_uninterrupted_run(data, tmp_path, texture):
+    kw = {}
+    if texture:  # the critic is part of D: its weights and Adam moments resume with D's
+        kw = dict(
+            discriminator=DiscriminatorConfig(
+                load_dataset(data).num_classes, K, base_channels=8, num_blocks=3, texture_channels=8
+            ),
+            loss=LossConfig(lambda_texture=1.0),
+        )
+    straight = make_cfg(data, tmp_path / "a", **kw)
     train(straight, load_dataset(data), progress=False)
 
-    first = make_cfg(data, tmp_path / "b", max_steps=3)
+    first = make_cfg(data, tmp_path / "b", max_steps=3, **kw)
     train(first, load_dataset(data), progress=False)
     train(replace(first, max_steps=6, continue_train=True), load_dataset(data), progress=False)
 
     a = state_of(runs.resolve_checkpoint(straight.run_dir, "latest"), straight)
     b = state_of(runs.resolve_checkpoint(first.run_dir, "latest"), first)
     assert a.keys() == b.keys()
+    assert texture == any(":texture." in k for k in a)
+    if texture:
+        log = json.loads((first.run_dir / "log.jsonl").read_text().splitlines()[-1])
+        assert log["D_texture"] > 0 and log["G_texture"] > 0
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
@@ -339,6 +352,50 @@ def test_paired_pixels_regions():
     band = torch.zeros_like(id_mask)
     band[0, 16:44, 20:48] = True  # 64 / 16 = 4 pixels of background on every side
     assert torch.equal(near, band)
+
+
+def test_texture_cells_are_the_mostly_background_ones():
+    background = torch.ones(2, 1, 16, 16)
+    background[0, :, 0:6, 0:11] = 0  # the character; the second picture has none
+    cells = losses.texture_cells(background, stride=4)
+    assert cells.shape == (2, 4, 4) and cells[1].all()
+    expected = torch.ones(4, 4, dtype=torch.bool)
+    expected[0, 0:3] = False  # all character, and (0, 2) with a quarter of its pixels background
+    assert torch.equal(cells[0], expected)  # (1, 0) and (1, 1): half background, kept
+
+
+def test_texture_critic_learns_to_tell_patterns_from_flat_backgrounds():
+    """The critic and its loss, alone: stripes and checks (real) against flat tones (painted)."""
+    torch.manual_seed(0)
+    critic = TextureCritic(8)
+    opt = torch.optim.Adam(critic.parameters(), lr=2e-3, betas=(0.0, 0.999))
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+
+    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        period = torch.randint(3, 8, (n, 1, 1)).float()
+        phase = torch.rand(n, 1, 1) * 6.28
+        stripes = torch.sin(6.2832 * (xx + yy * torch.randint(0, 2, (n, 1, 1))) / period + phase)
+        tone = torch.rand(n, 3, 1, 1) * 1.6 - 0.8
+        real = (tone + 0.4 * stripes[:, None]).clamp(-1, 1)
+        flat = tone.expand(-1, -1, 32, 32) + 0.02 * torch.randn(n, 3, 32, 32)
+        return real, flat
+
+    cells = torch.ones(16, 8, 8, dtype=torch.bool)
+    for _ in range(60):
+        real, flat = batch(16)
+        loss = losses.texture_loss(critic(real), cells, True) + losses.texture_loss(
+            critic(flat), cells, False
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    real, flat = batch(64)
+    with torch.no_grad():
+        right = torch.cat([critic(real) > 0, critic(flat) < 0]).float().mean().item()
+    assert right > 0.9, right
+    # no background cell: the loss is 0 and says nothing
+    none = torch.zeros(16, 8, 8, dtype=torch.bool)
+    assert losses.texture_loss(critic(real[:16]), none, True).item() == 0
 
 
 def test_lr_decay_falls_linearly_over_the_last_fraction_and_resumes_exactly(data, tmp_path):

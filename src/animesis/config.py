@@ -64,6 +64,9 @@ class DiscriminatorConfig:
     num_blocks: int = 6  # down (and up) blocks; inputs must be multiples of 2**num_blocks
     identity_head: bool = True  # per-pixel K-way character logits
     spectral_norm: bool = True
+    # Width of a small patch critic beside the U-Net that judges background texture alone, real
+    # pictures' backgrounds against painted ones, unpaired (0: none, the seed's discriminator).
+    texture_channels: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ class LossConfig:
     paired_region: Literal["all", "character", "near"] = "all"
     lambda_ms: float = 0.0  # mode seeking (MSGAN): half the batch painted again with other noise
     ms_region: Literal["all", "background"] = "all"  # pixels whose difference mode seeking rewards
+    # The texture critic's adversarial term on background patches: a pattern is judged as a plausible
+    # pattern, not against the paired picture's (needs discriminator.texture_channels > 0).
+    lambda_texture: float = 0.0
     class_balancing: bool = True
     identity_ignore: tuple[str, ...] = ("background",)  # classes that carry no identity
 
@@ -179,12 +185,14 @@ def preset_configs(
     preset: str, num_classes: int, num_characters: int, **overrides: Any
 ) -> tuple[GeneratorConfig, DiscriminatorConfig]:
     """A preset's generator and discriminator configs; `overrides` (GeneratorConfig fields, plus
-    `base_d`, `identity_head`) replace the preset's values. The one place presets become configs."""
+    `base_d`, `identity_head`, `texture_channels`) replace the preset's values. The one place
+    presets become configs."""
     p = dict(PRESETS[preset])
     for key in ("base_g", "base_d", "blocks", "z_dim", "id_dim"):
         if overrides.get(key) is not None:
             p[key] = overrides.pop(key)
     identity_head = overrides.pop("identity_head", True)
+    texture_channels = overrides.pop("texture_channels", 0)
     spectral_norm = overrides.get("spectral_norm", True)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     g = GeneratorConfig(
@@ -206,6 +214,7 @@ def preset_configs(
         num_blocks=p["blocks"],
         identity_head=identity_head,
         spectral_norm=spectral_norm,
+        texture_channels=texture_channels,
     )
     return g, d
 

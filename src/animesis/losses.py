@@ -63,6 +63,20 @@ def identity_loss(logits: torch.Tensor, character: torch.Tensor, mask: torch.Ten
     return masked_mean(ce, mask)
 
 
+def texture_cells(background: torch.Tensor, stride: int, min_share: float = 0.5) -> torch.Tensor:
+    """(B, H/stride, W/stride) bool: the texture critic's cells of which at least `min_share` of the
+    pixels are background ((B, 1, H, W) float mask), so its verdict is mostly on a pattern."""
+    return F.avg_pool2d(background.float(), stride, stride)[:, 0] >= min_share
+
+
+def texture_loss(logits: torch.Tensor, cells: torch.Tensor, real: bool) -> torch.Tensor:
+    """Non-saturating loss of the critic's (B, 1, h, w) logits towards "real" or "painted", averaged
+    over the cells of a (B, h, w) mask; 0 when no cell is background."""
+    target = torch.full_like(logits[:, 0], float(real), dtype=torch.float32)
+    bce = F.binary_cross_entropy_with_logits(logits[:, 0].float(), target, reduction="none")
+    return masked_mean(bce, cells)
+
+
 def mode_seeking_loss(
     fake_a: torch.Tensor,
     fake_b: torch.Tensor,

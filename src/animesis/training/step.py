@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from animesis import losses
 from animesis.config import LossConfig, TrainConfig
 from animesis.data.batch import Batch
-from animesis.models.discriminator import Discriminator
+from animesis.models.discriminator import Discriminator, TextureCritic
 from animesis.models.generator import Generator
 from animesis.training.distributed import DistEnv, convert_sync_batchnorm
 from animesis.training.ema import ema_decay_at, update_ema
@@ -65,6 +65,8 @@ class Targets:
 
     weights: torch.Tensor | None  # (B, H, W) class-balancing weights, or None
     id_mask: torch.Tensor  # (B, H, W) bool: pixels whose class carries the character's identity
+    background: torch.Tensor | None = None  # (B, 1, H, W) float: what the texture critic sees, or None
+    texture_cells: torch.Tensor | None = None  # (B, H/4, W/4) bool: the cells it is judged on
 
 
 def d_step_loss(
@@ -85,7 +87,8 @@ def d_step_loss(
     if lc.lambda_labelmix > 0:
         mask = losses.labelmix_mask(b.label, num_classes, gen)  # (B, 1, H, W)
         images.append(mask * b.real + (1 - mask) * fake)
-    out = D(torch.cat(images))  # one pass: D has no batch statistics, so this equals separate passes
+    background = torch.cat([t.background] * len(images)) if t.background is not None else None
+    out = D(torch.cat(images), background)  # one pass: no batch statistics in D, so as separate passes
     B = len(b)
     real_features = tuple(f[:B].detach() for f in out.features) if lc.lambda_fm > 0 else ()
     seg_r, seg_f = out.seg[:B], out.seg[B : 2 * B]
@@ -98,6 +101,12 @@ def d_step_loss(
     }
     if out.identity is not None and lc.lambda_identity > 0:
         terms["D_identity"] = lc.lambda_identity * losses.identity_loss(out.identity[:B], b.char, t.id_mask)
+    if out.texture is not None and t.texture_cells is not None:
+        cells = t.texture_cells  # the same cells in real and painted: one label map
+        terms["D_texture"] = lc.lambda_texture * (
+            losses.texture_loss(out.texture[:B], cells, real=True)
+            + losses.texture_loss(out.texture[B : 2 * B], cells, real=False)
+        )
     if mask is not None:
         flat = out.flat()
         terms["D_labelmix"] = lc.lambda_labelmix * losses.labelmix_loss(
@@ -117,13 +126,15 @@ def g_step_loss(
 ) -> dict[str, torch.Tensor]:
     """Generator loss: fakes should segment as their label, show the real image's edges, read as the
     requested character, and (optionally) look like the real picture to VGG or to D's features."""
-    out = D(fake)
+    out = D(fake, t.background)
     terms = {
         "G_adv": losses.n1_real_loss(out.seg, b.label, t.weights),
         "G_edge": lc.lambda_edge * losses.edge_loss(out.edge, b.edge),
     }
     if out.identity is not None and lc.lambda_identity > 0:
         terms["G_identity"] = lc.lambda_identity * losses.identity_loss(out.identity, b.char, t.id_mask)
+    if out.texture is not None and t.texture_cells is not None:
+        terms["G_texture"] = lc.lambda_texture * losses.texture_loss(out.texture, t.texture_cells, real=True)
     paired_mask = paired_pixels(t.id_mask, lc.paired_region)  # (B, 1, H, W) or None
     if vgg is not None and lc.lambda_vgg > 0:
         f, r = fake, b.real
@@ -193,9 +204,17 @@ class TrainStep:
     ) -> dict[str, torch.Tensor]:
         """One iteration on batch `b`; noise z is drawn from `gen` unless given."""
         lc, N = self.cfg.loss, self.num_classes
+        id_mask = identity_mask(b.label, self.carries_identity)
+        background = None
+        if self.cfg.discriminator.texture_channels and lc.lambda_texture > 0:
+            background = (~id_mask)[:, None].to(b.real.dtype)
         t = Targets(
             weights=losses.class_balance_weights(b.label, N) if lc.class_balancing else None,
-            id_mask=identity_mask(b.label, self.carries_identity),
+            id_mask=id_mask,
+            background=background,
+            texture_cells=None
+            if background is None
+            else losses.texture_cells(background, TextureCritic.stride),
         )
         posterior = None
         if z is None and self.G.encoder is not None:  # z from the real picture, reparametrised
