@@ -108,6 +108,8 @@ RECIPES: dict[str, list[str]] = {
     # today's `paired` with Adam's second moment averaged over ~100 steps, not ~1,000 (StyleGAN's 0.99):
     # in a run of 1,000 steps at a high rate the gradients' scale moves faster than 0.999 follows
     "vgg3_l120_nolabelmix_lr8_ms_ema20_beta99": [*PAIRED, "--EMA_ramp", "20", "--beta2", "0.99"],
+    # today's `paired` with the character's pixels pinned twice as hard (L1 40): the colours (ΔE)?
+    "vgg3_l140_nolabelmix_lr8_ms_ema20": [*PAIRED, "--EMA_ramp", "20", "--lambda_l1", "40"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
