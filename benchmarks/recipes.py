@@ -110,6 +110,8 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema20_beta99": [*PAIRED, "--EMA_ramp", "20", "--beta2", "0.99"],
     # today's `paired` with the character's pixels pinned twice as hard (L1 40): the colours (ΔE)?
     "vgg3_l140_nolabelmix_lr8_ms_ema20": [*PAIRED, "--EMA_ramp", "20", "--lambda_l1", "40"],
+    # ... or asked harder to read as the character (identity weight 0.3, not 0.1): the colours?
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_id3": [*PAIRED, "--EMA_ramp", "20", "--lambda_identity", "0.3"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
