@@ -185,14 +185,12 @@ def preset_configs(
     preset: str, num_classes: int, num_characters: int, **overrides: Any
 ) -> tuple[GeneratorConfig, DiscriminatorConfig]:
     """A preset's generator and discriminator configs; `overrides` (GeneratorConfig fields, plus
-    `base_d`, `identity_head`, `texture_channels`) replace the preset's values. The one place
-    presets become configs."""
+    `base_d`, `identity_head`) replace the preset's values. The one place presets become configs."""
     p = dict(PRESETS[preset])
     for key in ("base_g", "base_d", "blocks", "z_dim", "id_dim"):
         if overrides.get(key) is not None:
             p[key] = overrides.pop(key)
     identity_head = overrides.pop("identity_head", True)
-    texture_channels = overrides.pop("texture_channels", 0)
     spectral_norm = overrides.get("spectral_norm", True)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     g = GeneratorConfig(
@@ -214,7 +212,6 @@ def preset_configs(
         num_blocks=p["blocks"],
         identity_head=identity_head,
         spectral_norm=spectral_norm,
-        texture_channels=texture_channels,
     )
     return g, d
 

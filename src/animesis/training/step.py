@@ -101,7 +101,7 @@ def d_step_loss(
     }
     if out.identity is not None and lc.lambda_identity > 0:
         terms["D_identity"] = lc.lambda_identity * losses.identity_loss(out.identity[:B], b.char, t.id_mask)
-    if out.texture is not None and t.texture_cells is not None:
+    if out.texture is not None:  # D gives it only with the critic and a background mask
         cells = t.texture_cells  # the same cells in real and painted: one label map
         terms["D_texture"] = lc.lambda_texture * (
             losses.texture_loss(out.texture[:B], cells, real=True)
@@ -133,7 +133,7 @@ def g_step_loss(
     }
     if out.identity is not None and lc.lambda_identity > 0:
         terms["G_identity"] = lc.lambda_identity * losses.identity_loss(out.identity, b.char, t.id_mask)
-    if out.texture is not None and t.texture_cells is not None:
+    if out.texture is not None:
         terms["G_texture"] = lc.lambda_texture * losses.texture_loss(out.texture, t.texture_cells, real=True)
     paired_mask = paired_pixels(t.id_mask, lc.paired_region)  # (B, 1, H, W) or None
     if vgg is not None and lc.lambda_vgg > 0:
