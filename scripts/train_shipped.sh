@@ -10,13 +10,18 @@ bash scripts/setup.sh
 
 SIZE=${SIZE:-128}
 PRESET=${PRESET:-small}
-STEPS=${STEPS:-850}
 BATCH=${BATCH:-8}
 # Stage 1 (a resolution schedule): the CPU demo's 64x64 run, whose weights start the SIZE run. The
-# networks are fully convolutional, so they carry over; a 128x128 step costs about 5x a 64x64 one.
-# 1,003 steps of `paired` take the time of the seed's losses' 1,500 (the demo's budget), and 850 at
-# 128x128 about the 39 minutes that the model it replaced spent on 700 steps with the seed's losses.
-BASE_STEPS=${BASE_STEPS:-1003}
+# networks are fully convolutional, so they carry over. In fp32, 1,003 steps of `paired` take the time
+# of the seed's losses' 1,500 (the demo's budget), and 850 at 128x128 took 45.8 minutes. A CPU with
+# bf16 instructions trains in bf16 ('auto' precision) and takes more steps in the same minutes: 1,614
+# at 64x64 (benchmarks/RESULTS.md), and at 128x128 1,446 (a bf16 step 1.54 s against fp32's 2.87 s
+# in-process, plus the 0.36 s per step of data and bookkeeping that the fp32 run's minutes show).
+if python -c "import sys, torch; from animesis.device import native_bf16; sys.exit(0 if native_bf16(torch.device('cpu')) else 1)"; then
+  BASE_STEPS=${BASE_STEPS:-1614} STEPS=${STEPS:-1446}
+else
+  BASE_STEPS=${BASE_STEPS:-1003} STEPS=${STEPS:-850}
+fi
 BASE=${BASE:-checkpoints/shipped_base64}
 if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then GPU=0; else GPU=-1; fi
 DATA=datasets/Synth$SIZE

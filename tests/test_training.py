@@ -20,13 +20,14 @@ from animesis import losses, runs
 from animesis.config import DiscriminatorConfig, GeneratorConfig, LossConfig, TrainConfig
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
+from animesis.device import native_bf16
 from animesis.inference import Painter
 from animesis.models.discriminator import Discriminator, TextureCritic
 from animesis.models.generator import Generator
 from animesis.models.pretrained import D_WEIGHTS, G_EMA_WEIGHTS, G_WEIGHTS, load_weights
 from animesis.training import checkpoint as ckpt
 from animesis.training.loop import train
-from animesis.training.step import identity_mask, lr_scale_at, paired_pixels
+from animesis.training.step import autocast_context, identity_mask, lr_scale_at, paired_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 3
@@ -60,6 +61,7 @@ def make_cfg(data: Path, run: Path, **kw) -> TrainConfig:
         freq_fid=0,
         bn_refresh_batches=2,
         device="cpu",
+        precision="fp32",  # the same numbers on every CPU; bf16 has tests of its own
         seed=5,
     )
     return TrainConfig(**{**base, **kw})
@@ -127,11 +129,15 @@ def state_of(folder: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("texture", [False, True], ids=["plain", "texture_critic"])
-def test_resume_equals_uninterrupted_run(data, tmp_path, texture):
-    kw = {}
+@pytest.mark.parametrize(
+    ("texture", "precision"),
+    [(False, "fp32"), (True, "fp32"), (False, "bf16")],
+    ids=["plain", "texture_critic", "bf16"],
+)
+def test_resume_equals_uninterrupted_run(data, tmp_path, texture, precision):
+    kw: dict = {"precision": precision}
     if texture:  # the critic is part of D: its weights and Adam moments resume with D's
-        kw = dict(
+        kw |= dict(
             discriminator=DiscriminatorConfig(
                 load_dataset(data).num_classes, K, base_channels=8, num_blocks=3, texture_channels=8
             ),
@@ -153,6 +159,22 @@ def test_resume_equals_uninterrupted_run(data, tmp_path, texture):
         assert log["D_texture"] > 0 and log["G_texture"] > 0
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+
+    def autocast_dtype(precision: str) -> torch.dtype | None:
+        with autocast_context(cpu, precision):
+            return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+
+    for native in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert native_bf16(cpu) is native
+        assert autocast_dtype("auto") == (torch.bfloat16 if native else None)
+        assert autocast_dtype("fp32") is None  # asked for: never bf16
+        assert autocast_dtype("bf16") == torch.bfloat16  # asked for: even where it is emulated
 
 
 def test_validation_fid_keeps_a_best_checkpoint(data, tmp_path):

@@ -395,3 +395,20 @@ def test_the_built_in_model_paints_without_a_checkpoint(tmp_path):
     assert (
         a.shape == (*painter.card.image_size, 3) and np.abs(a.astype(int) - b).mean() > 5
     )  # characters differ
+
+
+def test_training_says_which_arithmetic_it_uses(tmp_path, capsys, monkeypatch):
+    data = write_tiny_dataset(tmp_path / "d", n_train=4, n_val=0, n_test=2)
+    base = ["train", "--name", "r", "--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ck"),
+            "--preset", "tiny", "--gpu_ids", "-1", "--dry_run"]  # fmt: skip
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for native, precision, said in [
+        (True, "fp32", "fp32"),
+        (False, "bf16", "bf16 autocast"),
+        (True, "auto", "bf16 autocast"),
+        (False, "auto", "fp32"),
+    ]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        assert main([*base, "--precision", precision]) == 0
+        line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("training at"))
+        assert line.endswith(f", {said}"), (native, precision, line)

@@ -25,7 +25,7 @@ from animesis.config import (
     preset_configs,
     to_dict,
 )
-from animesis.device import cpu_workers, device_from_gpu_ids, ranks, under_torchrun
+from animesis.device import cpu_workers, device_from_gpu_ids, ranks, resolve_device, under_torchrun
 from animesis.errors import UserError
 
 
@@ -565,7 +565,7 @@ _HELP = {
     "no_balancing_inloss": "no class balancing in the segmentation loss",
     "no_flip": "no random horizontal flips",
     "bn_refresh_batches": "batches that re-estimate the moving average's BatchNorm statistics",
-    "precision": "auto: bf16 on CUDA, fp32 on the CPU",
+    "precision": "auto: bf16 autocast where the hardware has it (CUDA; CPUs with AVX512-BF16 or AMX), else fp32",
     "no_channels_last": "NCHW memory layout instead of NHWC",
     "no_progress": "no progress bar",
     "results_dir": "where test.py writes its pictures (results_dir/NAME/...)",
@@ -783,7 +783,10 @@ def cmd_train(args) -> int:
         for line in changes:
             print(f"resume: changed {line}")
         H, W = cfg.image_size
-        print(f"training at {W}x{H} (width x height)")
+        from animesis.training.step import resolved_precision
+
+        arithmetic = resolved_precision(resolve_device(cfg.device), cfg.precision)
+        print(f"training at {W}x{H} (width x height), {'bf16 autocast' if arithmetic == 'bf16' else 'fp32'}")
         _warn_if_squashed(args, info, cfg)
     if args.dry_run:
         return 0

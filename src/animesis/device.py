@@ -63,6 +63,17 @@ def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.d
     raise UserError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 convolutions and matmuls in hardware: CUDA GPUs, and CPUs with
+    AVX512-BF16 or AMX. Elsewhere bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own CPUID probes
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def device_from_gpu_ids(gpu_ids: str) -> str:
     """The seed's --gpu_ids: '-1' -> cpu; '0' -> cuda:0 (the CPU, with a note, without a GPU); '0,1' -> cuda."""
     ids = [s for s in gpu_ids.replace(" ", "").split(",") if s]

@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from animesis import losses
 from animesis.config import LossConfig, TrainConfig
 from animesis.data.batch import Batch
+from animesis.device import native_bf16
 from animesis.models.discriminator import Discriminator, TextureCritic
 from animesis.models.generator import Generator
 from animesis.training.distributed import DistEnv, convert_sync_batchnorm
@@ -162,10 +163,16 @@ def vgg_taps(lpips_vgg: nn.Module, x: torch.Tensor, layers: int = 5) -> list[tor
     return lpips_vgg.backbone((x - lpips_vgg.shift) / lpips_vgg.scale, layers)
 
 
+def resolved_precision(device: torch.device, precision: str) -> str:
+    """'auto' -> 'bf16' where the hardware computes it (CUDA, CPUs with AVX512-BF16 or AMX), else 'fp32'."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA by default ('auto'), fp32 elsewhere; weights and optimizers stay fp32."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
+    """bf16 autocast as `resolved_precision` says; weights and optimizers stay fp32."""
+    if resolved_precision(device, precision) != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
