@@ -12,11 +12,14 @@ With --curves, the points are instead the validation FIDs each run scored while 
 (`recipes.py --fid_points K`) against its measured training minutes (status lines, scoring left out):
 
   python benchmarks/fid_minutes.py results/recipes_paired.json --curves --recipes default vgg3_l1_nolabelmix_lr
+
+With --at_minutes M, each recipe's validation FID at M training minutes, read off those curves.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -74,6 +77,34 @@ def curves(paths: list[str], recipes: list[str] | None) -> dict[str, list[dict]]
     return out
 
 
+def at_minutes(paths: list[str], recipes: list[str] | None, minutes: float) -> dict[str, dict]:
+    """recipe -> validation FID at `minutes` of training, read off each run's curve by linear
+    interpolation between its two nearest points (mean, min, max over seeds): a comparison at equal
+    minutes for runs whose steps did not take the same time."""
+    fids: dict[str, list[float]] = {}
+    for path in paths:
+        for run in json.loads(Path(path).read_text())["runs"].values():
+            if recipes and run["recipe"] not in recipes:
+                continue
+            for a, b in itertools.pairwise(run.get("fid_curve", [])):
+                if a["minutes"] <= minutes <= b["minutes"] and b["minutes"] > a["minutes"]:
+                    t = (minutes - a["minutes"]) / (b["minutes"] - a["minutes"])
+                    fids.setdefault(run["recipe"], []).append(
+                        a["val_fid"] + t * (b["val_fid"] - a["val_fid"])
+                    )
+                    break
+    return {
+        r: {
+            "minutes": minutes,
+            "fid": statistics.fmean(v),
+            "fid_min": min(v),
+            "fid_max": max(v),
+            "seeds": len(v),
+        }
+        for r, v in fids.items()
+    }
+
+
 def plot(data: dict[str, list[dict]], out: Path, xlabel: str, ylabel: str) -> None:
     import matplotlib
 
@@ -106,7 +137,16 @@ def main() -> None:
     ap.add_argument("--out", default="docs/images/fid_minutes.png")
     ap.add_argument("--curves", action="store_true", help="the validation FIDs scored during training")
     ap.add_argument("--rename", nargs="+", default=[], metavar="RECIPE=LABEL", help="legend labels")
+    ap.add_argument(
+        "--at_minutes",
+        type=float,
+        default=None,
+        help="only print each recipe's validation FID at these minutes",
+    )
     args = ap.parse_args()
+    if args.at_minutes is not None:
+        print(json.dumps(at_minutes(args.outputs, args.recipes, args.at_minutes), indent=2))
+        return
     if args.curves:
         data = curves(args.outputs, args.recipes)
         labels = (

@@ -150,7 +150,7 @@ def train(args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, 
     t = time.perf_counter()
     sh(
         sys.executable, "-m", "animesis", "train", "--name", name, "--dataroot", args.data,
-        *BASE, *flags, "--max_steps", str(steps), "--seed", str(seed), "--gpu_ids", "-1",
+        *BASE, *args.flags, *flags, "--max_steps", str(steps), "--seed", str(seed), "--gpu_ids", "-1",
         "--checkpoints_dir", ckdir, "--freq_print", str(freq), *fid,
         "--freq_save_latest", str(steps), "--no_progress",
     )  # fmt: skip
@@ -225,7 +225,18 @@ def step_seconds(args, recipes: list[str], rounds: int = 3, steps: int = 12) -> 
     cpu = torch.device("cpu")
 
     def cfg_for(flags: list[str]):
-        argv = ["train", "--name", "calibration", "--dataroot", args.data, *BASE, *flags, "--gpu_ids", "-1"]
+        argv = [
+            "train",
+            "--name",
+            "calibration",
+            "--dataroot",
+            args.data,
+            *BASE,
+            *args.flags,
+            *flags,
+            "--gpu_ids",
+            "-1",
+        ]
         return train_config(build_parser().parse_args(argv), info)
 
     H, W = cfg_for([]).image_size
@@ -274,6 +285,12 @@ def main() -> None:
         help="the budget is the time the default recipe takes for this many steps (the CPU demo's)",
     )
     ap.add_argument("--budget_fraction", type=float, default=1.0, help="e.g. 0.5 for a quick screening")
+    ap.add_argument(
+        "--flags",
+        default="",
+        type=str.split,
+        help="more training flags for every recipe, e.g. '--crop_size 128'",
+    )
     ap.add_argument("--calibrate_only", action="store_true")
     ap.add_argument(
         "--calibration_rounds", type=int, default=3, help="rounds of every recipe in turn (median)"
@@ -336,7 +353,7 @@ def main() -> None:
     results = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
-        "base_flags": BASE,
+        "base_flags": [*BASE, *args.flags],
         "calibration": calibration,
         "runs": previous.get("runs", {}),
     }
