@@ -166,6 +166,14 @@ def test_paired_region_flag():
     assert train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).loss.paired_region == "all"
 
 
+@pytest.mark.parametrize("flag", ["l1_class_balanced", "vgg_fp32"])
+def test_loss_switches(flag):
+    assert not getattr(train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).loss, flag)
+    cfg = train_config(build_parser().parse_args([*SEED_TRAIN, f"--{flag}"]), fake_info())
+    assert getattr(cfg.loss, flag)
+    assert f"loss.{flag}" in asked_keys([*SEED_TRAIN, f"--{flag}"], cfg)
+
+
 def test_mode_seeking_needs_noise():
     cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1"]), fake_info())
     assert cfg.loss.lambda_ms == 1.0
@@ -178,6 +186,10 @@ def test_mode_seeking_needs_noise():
     assert off.loss.lambda_ms == 0.0
     oasis = train_config(build_parser().parse_args(SEED_TRAIN + ["--recipe", "oasis"]), fake_info())
     assert (oasis.loss.lambda_ms, oasis.loss.ms_region) == (0.0, "all")
+    light = train_config(
+        build_parser().parse_args(SEED_TRAIN + ["--ms_region", "background_light"]), fake_info()
+    )
+    assert (light.loss.lambda_ms, light.loss.ms_region) == (1.0, "background_light")
     with pytest.raises(UsageError, match="--lambda_ms needs noise"):
         train_config(
             build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1", "--no_3dnoise"]), fake_info()

@@ -63,6 +63,29 @@ def test_mode_seeking_loss_value():
     assert losses.mode_seeking_loss(a, a, za, zb).item() == pytest.approx(1e5)  # collapse costs most
 
 
+def test_mode_seeking_light_outside_counts_the_characters_luminance_only():
+    """ms_region background_light: on the character a change of hue at equal luminance is no variety;
+    a change of brightness is, by its luminance; the background counts in full."""
+    za, zb = torch.zeros(1, 4), torch.ones(1, 4)  # noises differ by 1
+    background = torch.tensor([[[True, False]]])  # (1, 1, 2): pixel 0 background, pixel 1 character
+    a = torch.zeros(1, 3, 1, 2)
+    hue = a.clone()
+    hue[0, :, 0, 1] = torch.tensor([0.587, -0.299, 0.0])  # another hue, the same luma
+    bright = a.clone()
+    bright[0, :, 0, 1] = 0.4  # brighter: luma +0.4
+    bg = a.clone()
+    bg[0, :, 0, 0] = torch.tensor([0.6, 0.0, 0.0])  # the background redder: mean |diff| 0.2
+
+    def ms(b: torch.Tensor) -> float:
+        return losses.mode_seeking_loss(a, b, za, zb, background, eps=0.0, light_outside=True).item()
+
+    assert losses.mode_seeking_loss(a, hue, za, zb, background, eps=1e-5, light_outside=True).item() > 1e4
+    assert ms(bright) == pytest.approx(1 / (0.4 / 2))  # the mean over both pixels
+    assert ms(bg) == pytest.approx(1 / (0.2 / 2))
+    # without light_outside the character's pixels do not count at all
+    assert losses.mode_seeking_loss(a, bright, za, zb, background, eps=1e-5).item() > 1e4
+
+
 def test_labelmix_mask_is_constant_per_class():
     g = torch.Generator().manual_seed(0)
     label = torch.randint(0, 5, (3, 16, 16), generator=g)

@@ -22,12 +22,20 @@ from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
 from animesis.device import native_bf16
 from animesis.inference import Painter
+from animesis.metrics.lpips import LPIPS
 from animesis.models.discriminator import Discriminator, TextureCritic
 from animesis.models.generator import Generator
 from animesis.models.pretrained import D_WEIGHTS, G_EMA_WEIGHTS, G_WEIGHTS, load_weights
 from animesis.training import checkpoint as ckpt
 from animesis.training.loop import train
-from animesis.training.step import autocast_context, identity_mask, lr_scale_at, paired_pixels
+from animesis.training.step import (
+    autocast_context,
+    identity_mask,
+    l1_class_weights,
+    lr_scale_at,
+    paired_pixels,
+    perceptual_term,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 3
@@ -203,6 +211,27 @@ def test_vgg_perceptual_loss_trains(data, tmp_path):
     assert np.isfinite(log["G_vgg"]) and log["G_vgg"] > 0
 
 
+def test_vgg_fp32_keeps_the_perceptual_term_out_of_bf16():
+    """--vgg_fp32: under bf16 autocast the term is the fp32 value (and its gradient flows); without it
+    bf16 rounds it."""
+    torch.manual_seed(0)
+    vgg = LPIPS("vgg").eval().requires_grad_(False)  # random weights: the arithmetic is what is tested
+    fake = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    plain, kept = (
+        LossConfig(lambda_vgg=10.0, vgg_layers=3),
+        LossConfig(lambda_vgg=10.0, vgg_layers=3, vgg_fp32=True),
+    )
+    exact = perceptual_term(vgg, fake, real, plain, None).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = perceptual_term(vgg, fake, real, plain, None)
+        fp32 = perceptual_term(vgg, fake, real, kept, None)
+    assert fp32.dtype == torch.float32 and fp32.item() == pytest.approx(exact, rel=1e-6)
+    assert rounded.item() != pytest.approx(exact, rel=1e-4)
+    fp32.backward()
+    assert fake.grad is not None and torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+
+
 def test_l1_term_trains_on_the_character_only(data, tmp_path):
     """--lambda_l1 joins the loss, and a painting that differs from the real picture only on the
     background costs nothing."""
@@ -221,6 +250,37 @@ def test_l1_term_trains_on_the_character_only(data, tmp_path):
     assert losses.masked_l1(fake, real, identity_mask(label, carries)).item() == 0.0
     fake[:, :, 1, 1] += 0.5
     assert losses.masked_l1(fake, real, identity_mask(label, carries)).item() == pytest.approx(0.5 * 2 / 8)
+
+
+def test_class_balanced_l1_weighs_a_small_region_as_a_large_one(data, tmp_path):
+    """--l1_class_balanced: an error on a 2-pixel class costs as much as the same error on a 12-pixel
+    one (per pixel it weighs 6x as much); the background still costs nothing; it trains."""
+    label = torch.zeros(1, 4, 4, dtype=torch.long)  # 2 background pixels, 12 of class 1, 2 of class 2
+    label[0, 0, 2:], label[0, 1:] = 2, 1
+    label[0, 0, :2] = 0
+    carries = torch.tensor([False, True, True])
+    id_mask = identity_mask(label, carries)
+    w = l1_class_weights(label, id_mask, 3)
+    real = torch.zeros(1, 3, 4, 4)
+    small, large, background = real.clone(), real.clone(), real.clone()
+    small[..., 0, 2:] = 1.0  # every pixel of class 2 off by 1
+    large[..., 1:, :] = 1.0  # every pixel of class 1 off by 1
+    background[..., 0, :2] = 1.0
+    assert losses.masked_l1(small, real, w).item() == pytest.approx(0.5)
+    assert losses.masked_l1(large, real, w).item() == pytest.approx(0.5)
+    assert losses.masked_l1(background, real, w).item() == 0.0
+    assert losses.masked_l1(small, real, id_mask).item() == pytest.approx(2 / 14)  # per pixel: 6x less
+    cfg = make_cfg(
+        data,
+        tmp_path,
+        max_steps=2,
+        freq_print=2,
+        freq_save_latest=2,
+        loss=LossConfig(lambda_l1=10.0, l1_class_balanced=True),
+    )
+    train(cfg, load_dataset(data), progress=False)
+    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(log["G_l1"]) and log["G_l1"] > 0
 
 
 def test_z_encoder_trains_and_painting_still_samples_the_prior(data, tmp_path):

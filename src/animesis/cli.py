@@ -262,6 +262,16 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "default: the recipe's)",
     )
     g.add_argument(
+        "--vgg_fp32",
+        action="store_true",
+        help="the VGG term in fp32 when the rest trains in bf16 autocast (--precision)",
+    )
+    g.add_argument(
+        "--l1_class_balanced",
+        action="store_true",
+        help="every character class weighs the same in the L1 term, whatever its area (eyes as much as hair)",
+    )
+    g.add_argument(
         "--lambda_kl",
         type=non_negative_float,
         default=LossConfig.lambda_kl,
@@ -276,9 +286,10 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--ms_region",
-        choices=["all", "background"],
+        choices=["all", "background", "background_light"],
         default=None,
-        help="pixels whose difference the mode-seeking term rewards (default: the recipe's)",
+        help="pixels whose difference the mode-seeking term rewards (background_light: the background's, "
+        "and the character's in luminance only; default: the recipe's)",
     )
     g.add_argument(
         "--lambda_ms",
@@ -698,6 +709,8 @@ def train_config(args, info) -> TrainConfig:
         vgg_keep_total=True,
         lambda_fm=args.lambda_fm,
         lambda_l1=recipe["l1"] if args.lambda_l1 is None else args.lambda_l1,
+        l1_class_balanced=args.l1_class_balanced,
+        vgg_fp32=args.vgg_fp32,
         lambda_kl=args.lambda_kl,
         paired_region=args.paired_region,
         lambda_ms=lambda_ms,
@@ -824,6 +837,8 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
                "loss.lambda_l1", "lr_g", "lr_d", "loss.lambda_ms", "loss.ms_region", "ema_ramp"),
     "add_vgg_loss": ("loss.lambda_vgg",),
     "no_balancing_inloss": ("loss.class_balancing",),
+    "l1_class_balanced": ("loss.l1_class_balanced",),
+    "vgg_fp32": ("loss.vgg_fp32",),
     "no_flip": ("flip",),
     "canny_low": ("canny.low",),
     "canny_high": ("canny.high",),

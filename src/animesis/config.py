@@ -81,15 +81,21 @@ class LossConfig:
     # Fewer taps keep the five taps' total weight (losses.tap_weights); new runs set it. False, the value
     # of runs saved before it existed, takes OASIS's first weights as they are, so those resume exactly.
     vgg_keep_total: bool = False
+    vgg_fp32: bool = False  # the perceptual term in fp32 when the rest trains in bf16 autocast
     lambda_fm: float = 0.0  # feature matching on the discriminator's decoder features (pix2pixHD)
     lambda_l1: float = 0.0  # L1 to the real picture on the character's pixels: its colours, cheaply
+    # Each character class weighs the same in the L1 term, whatever its area: an eye or a ribbon is a
+    # few dozen pixels at 64x64, so a per-pixel mean leaves their colours to chance.
+    l1_class_balanced: bool = False
     lambda_kl: float = 0.05  # KL of the z encoder's posterior to N(0, I) (SPADE's weight); needs z_encoder
     # Where the paired terms (perceptual, feature matching) pull the painting towards the real picture:
     # "all" pixels, only the "character" (classes not in identity_ignore), leaving the background to
     # the adversarial loss and the noise, or "near" the character (the background within H/16 too).
     paired_region: Literal["all", "character", "near"] = "all"
     lambda_ms: float = 0.0  # mode seeking (MSGAN): half the batch painted again with other noise
-    ms_region: Literal["all", "background"] = "all"  # pixels whose difference mode seeking rewards
+    # pixels whose difference mode seeking rewards; "background_light": the background's, and the
+    # character's luminance (light and shading may vary with the noise, its colours may not)
+    ms_region: Literal["all", "background", "background_light"] = "all"
     # The texture critic's adversarial term on background patches: a pattern is judged as a plausible
     # pattern, not against the paired picture's (needs discriminator.texture_channels > 0).
     lambda_texture: float = 0.0

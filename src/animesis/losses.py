@@ -77,6 +77,9 @@ def texture_loss(logits: torch.Tensor, cells: torch.Tensor, real: bool) -> torch
     return masked_mean(bce, cells)
 
 
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luma weights of R, G, B
+
+
 def mode_seeking_loss(
     fake_a: torch.Tensor,
     fake_b: torch.Tensor,
@@ -84,15 +87,22 @@ def mode_seeking_loss(
     z_b: torch.Tensor,
     mask: torch.Tensor | None = None,
     eps: float = 1e-5,
+    light_outside: bool = False,
 ) -> torch.Tensor:
     """MSGAN's term (Mao et al. 2019): two samples of one condition should differ as their noises do.
 
     1 / (mean|fake_a - fake_b| / mean|z_a - z_b| + eps); pairs share label map and character. With a
     (B, H, W) mask the image difference is averaged over the masked pixels only (e.g. the background,
-    which may change with the noise while the character's colours must not).
+    which may change with the noise while the character's colours must not). With `light_outside` the
+    pixels outside the mask count too, by their difference in luminance alone: light and shading may
+    change there, hue may not.
     """
     diff = (fake_a.float() - fake_b.float()).abs().mean(dim=1)  # (B, H, W)
-    if mask is not None:
+    if mask is not None and light_outside:
+        luma = fake_a.new_tensor(LUMA, dtype=torch.float32).view(1, 3, 1, 1)
+        light = ((fake_a.float() - fake_b.float()) * luma).sum(dim=1).abs()  # (B, H, W)
+        diff = torch.where(mask, diff, light)
+    elif mask is not None:
         diff = masked_mean(diff, mask)
     ratio = diff.mean() / (z_a.float() - z_b.float()).abs().mean()
     return 1.0 / (ratio + eps)
@@ -130,7 +140,8 @@ def perceptual_loss(
 
 
 def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference (B, 3, H, W) over the pixels of a (B, H, W) mask."""
+    """Mean absolute difference (B, 3, H, W) over the pixels of a (B, H, W) mask, or weighted by (B, H, W)
+    float weights."""
     return masked_mean((fake.float() - real.float()).abs().mean(dim=1), mask)
 
 

@@ -45,6 +45,12 @@ def paired_pixels(id_mask: torch.Tensor, region: str) -> torch.Tensor | None:
     return mask
 
 
+def l1_class_weights(label: torch.Tensor, id_mask: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, H, W) float: L1 weights under which every character class in the batch weighs the same in
+    total, whatever its area; 0 on pixels that carry no identity."""
+    return losses.class_balance_weights(label, num_classes) * id_mask
+
+
 def lr_scale_at(step: int, total: int, fraction: float) -> float:
     """The learning rates' factor for the iteration after `step` done of `total`: 1, then linearly
     down over the last `fraction` of the iterations, to 1 / (decay length) on the last one.
@@ -68,6 +74,7 @@ class Targets:
     id_mask: torch.Tensor  # (B, H, W) bool: pixels whose class carries the character's identity
     background: torch.Tensor | None = None  # (B, 1, H, W) float: what the texture critic sees, or None
     texture_cells: torch.Tensor | None = None  # (B, H/4, W/4) bool: the cells it is judged on
+    l1_weights: torch.Tensor | None = None  # (B, H, W) class-balanced L1 weights, or None (id_mask's)
 
 
 def d_step_loss(
@@ -138,16 +145,10 @@ def g_step_loss(
         terms["G_texture"] = lc.lambda_texture * losses.texture_loss(out.texture, t.texture_cells, real=True)
     paired_mask = paired_pixels(t.id_mask, lc.paired_region)  # (B, 1, H, W) or None
     if vgg is not None and lc.lambda_vgg > 0:
-        f, r = fake, b.real
-        if paired_mask is not None:  # pixels left out become mid-grey in both: nothing to match there
-            f, r = f * paired_mask, r * paired_mask
-        n = lc.vgg_layers
-        weights = losses.tap_weights(n) if lc.vgg_keep_total else losses.VGG_TAP_WEIGHTS[:n]
-        terms["G_vgg"] = lc.lambda_vgg * losses.perceptual_loss(
-            vgg_taps(vgg, f, n), vgg_taps(vgg, r, n), weights
-        )
+        terms["G_vgg"] = perceptual_term(vgg, fake, b.real, lc, paired_mask)
     if lc.lambda_l1 > 0:
-        terms["G_l1"] = lc.lambda_l1 * losses.masked_l1(fake, b.real, t.id_mask)
+        weights = t.l1_weights if t.l1_weights is not None else t.id_mask
+        terms["G_l1"] = lc.lambda_l1 * losses.masked_l1(fake, b.real, weights)
     if lc.lambda_fm > 0:
         fake_feats, real_feats = list(out.features), list(real_features)
         if paired_mask is not None:
@@ -156,6 +157,23 @@ def g_step_loss(
             real_feats = [r * m for r, m in zip(real_feats, masks, strict=True)]
         terms["G_fm"] = lc.lambda_fm * losses.feature_matching_loss(fake_feats, real_feats)
     return terms
+
+
+def perceptual_term(
+    vgg: nn.Module, fake: torch.Tensor, real: torch.Tensor, lc: LossConfig, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """The weighted VGG-feature L1 of fake to real, times lambda_vgg; pixels outside a (B, 1, H, W)
+    mask become mid-grey in both, so there is nothing to match there."""
+    if mask is not None:
+        fake, real = fake * mask, real * mask
+    n = lc.vgg_layers
+    weights = losses.tap_weights(n) if lc.vgg_keep_total else losses.VGG_TAP_WEIGHTS[:n]
+    # fp32 under bf16 autocast when asked: the term is a small difference of large features, which
+    # bf16's 8-bit mantissa rounds coarsely
+    with torch.autocast(fake.device.type, enabled=False) if lc.vgg_fp32 else contextlib.nullcontext():
+        if lc.vgg_fp32:
+            fake, real = fake.float(), real.float()
+        return lc.lambda_vgg * losses.perceptual_loss(vgg_taps(vgg, fake, n), vgg_taps(vgg, real, n), weights)
 
 
 def vgg_taps(lpips_vgg: nn.Module, x: torch.Tensor, layers: int = 5) -> list[torch.Tensor]:
@@ -222,6 +240,9 @@ class TrainStep:
             texture_cells=None
             if background is None
             else losses.texture_cells(background, TextureCritic.stride),
+            l1_weights=l1_class_weights(b.label, id_mask, N)
+            if lc.lambda_l1 and lc.l1_class_balanced
+            else None,
         )
         posterior = None
         if z is None and self.G.encoder is not None:  # z from the real picture, reparametrised
@@ -245,8 +266,10 @@ class TrainStep:
         if posterior is not None:
             g_terms["G_kl"] = lc.lambda_kl * losses.kl_to_standard_normal(*posterior)
         if pair is not None:
-            mask = ~t.id_mask[: pair[0].shape[0]] if lc.ms_region == "background" else None
-            g_terms["G_mode_seeking"] = lc.lambda_ms * losses.mode_seeking_loss(*pair, mask=mask)
+            mask = ~t.id_mask[: pair[0].shape[0]] if lc.ms_region != "all" else None
+            g_terms["G_mode_seeking"] = lc.lambda_ms * losses.mode_seeking_loss(
+                *pair, mask=mask, light_outside=lc.ms_region == "background_light"
+            )
         self.opt_G.zero_grad(set_to_none=True)
         sum(g_terms.values()).backward()
         self.opt_G.step()
