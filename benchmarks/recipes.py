@@ -49,6 +49,7 @@ L1_40, FASTER_GD = ["--lambda_l1", "40"], ["--lr_g", "1.2e-3", "--lr_d", "1.2e-3
 # `paired` until 2026-12-07 (its moving average at the seed's ramp, 10), spelt out in flags
 PAIRED = [*VGG3, *L1_20, *NO_LABELMIX, *FAST_GD, *BG_MS]
 TEX2 = [*PAIRED, "--EMA_ramp", "20", "--lambda_texture", "2"]  # the background texture critic
+BF16 = [*PAIRED, "--EMA_ramp", "20", "--precision", "bf16"]  # the default on CPUs with bf16 instructions
 RECIPES: dict[str, list[str]] = {
     "default": [],  # the seed's losses: adversarial, edge and identity terms only
     "vgg": VGG,  # OASIS's optional VGG16 term, weight 10, on every pixel
@@ -115,17 +116,21 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema20_id3": [*PAIRED, "--EMA_ramp", "20", "--lambda_identity", "0.3"],
     # today's `paired` with bf16 autocast on a CPU that has bf16 instructions (AVX512-BF16 or AMX): more
     # steps in the same minutes, if the precision holds
-    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16": [*PAIRED, "--EMA_ramp", "20", "--precision", "bf16"],
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16": BF16,
     # ... and with G 1.5x as wide: the width that lost for its cost in fp32, at bf16's cheaper step
-    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_g24": [
-        *PAIRED,
-        "--EMA_ramp",
-        "20",
-        "--precision",
-        "bf16",
-        "--channels_G",
-        "24",
-    ],
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_g24": [*BF16, "--channels_G", "24"],
+    # bf16 with each character class weighing the same in the L1 term (eyes as much as hair): the
+    # small regions' colours, where ΔE at 64x64 is furthest from the real pictures'
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_l1bal": [*BF16, "--l1_class_balanced"],
+    # bf16 with the perceptual term in fp32: bf16 is behind per step; is it the VGG differences' rounding?
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_vgg32": [*BF16, "--vgg_fp32"],
+    # bf16 with mode seeking rewarding the character's changes in luminance too (light and shading may
+    # vary with the noise, as in the real redraws; its hues may not)
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_light": [*BF16, "--ms_region", "background_light"],
+    # bf16 with two VGG taps, not three: relu3_3's block is about half VGG16's multiply-adds up to it
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_vgg2": [*BF16, "--vgg_layers", "2"],
+    # ... and those two taps in fp32: about bf16's three taps' cost, without the rounding
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_vgg2_fp32": [*BF16, "--vgg_layers", "2", "--vgg_fp32"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
