@@ -131,6 +131,8 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_vgg2": [*BF16, "--vgg_layers", "2"],
     # ... and those two taps in fp32: about bf16's three taps' cost, without the rounding
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_vgg2_fp32": [*BF16, "--vgg_layers", "2", "--vgg_fp32"],
+    # bf16 with the moving average over the last 39th of the run, not the 19th: it tied ahead in fp32
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_ema40": [*BF16, "--EMA_ramp", "40"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
