@@ -249,6 +249,11 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         help="VGG16 taps used by the VGG loss (1-5; default: the recipe's)",
     )
     g.add_argument(
+        "--vgg_fp32",
+        action="store_true",
+        help="the VGG term in fp32 when the rest trains in bf16 autocast (--precision)",
+    )
+    g.add_argument(
         "--lambda_fm",
         type=non_negative_float,
         default=0.0,
@@ -260,11 +265,6 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="L1 to the real picture on the character's pixels (never the background, which may vary; "
         "default: the recipe's)",
-    )
-    g.add_argument(
-        "--vgg_fp32",
-        action="store_true",
-        help="the VGG term in fp32 when the rest trains in bf16 autocast (--precision)",
     )
     g.add_argument(
         "--l1_class_balanced",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale
 
 
 def class_balance_weights(label: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -77,9 +78,6 @@ def texture_loss(logits: torch.Tensor, cells: torch.Tensor, real: bool) -> torch
     return masked_mean(bce, cells)
 
 
-LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luma weights of R, G, B
-
-
 def mode_seeking_loss(
     fake_a: torch.Tensor,
     fake_b: torch.Tensor,
@@ -97,10 +95,10 @@ def mode_seeking_loss(
     pixels outside the mask count too, by their difference in luminance alone: light and shading may
     change there, hue may not.
     """
-    diff = (fake_a.float() - fake_b.float()).abs().mean(dim=1)  # (B, H, W)
+    delta = fake_a.float() - fake_b.float()  # (B, 3, H, W)
+    diff = delta.abs().mean(dim=1)  # (B, H, W)
     if mask is not None and light_outside:
-        luma = fake_a.new_tensor(LUMA, dtype=torch.float32).view(1, 3, 1, 1)
-        light = ((fake_a.float() - fake_b.float()) * luma).sum(dim=1).abs()  # (B, H, W)
+        light = rgb_to_grayscale(delta)[:, 0].abs()  # BT.601 luma is linear: the luma of the difference
         diff = torch.where(mask, diff, light)
     elif mask is not None:
         diff = masked_mean(diff, mask)
