@@ -133,11 +133,27 @@ RECIPES: dict[str, list[str]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_vgg2_fp32": [*BF16, "--vgg_layers", "2", "--vgg_fp32"],
     # bf16 with the moving average over the last 39th of the run, not the 19th: it tied ahead in fp32
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_ema40": [*BF16, "--EMA_ramp", "40"],
+    # bf16 trained in two stages (FIRST_STAGE): first at 32x32, where a step costs about a third, then at 64x64
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32": BF16,
+    # ... with half as long a first stage: the 64x64 details (eyes, accessories) that tell the characters
+    # apart get more of the minutes
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600": BF16,
+    # ... and its 64x64 stage long enough to fill the budget's minutes (that run ended 0.9 minute early)
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400": BF16,
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
     "vgg3_l120_nolabelmix_lr8_ms_b16": [*PAIRED, "--batch_size", "16"],
     "no_edge": ["--lambda_edge", "0"],  # does the edge term cause the hatching?
+}
+# Recipes trained in two stages: first (size, steps) at size x size, where a step is cheaper and the
+# layout and colours are learnt as well, then the calibrated steps at the data set's size from those
+# weights (`train --init_from`: fresh optimizers, the moving average's ramp started again). The first
+# stage's run is the main run's folder with "_low" appended; its minutes count in the budget.
+FIRST_STAGE: dict[str, tuple[int, int]] = {
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32": (32, 1200),
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600": (32, 600),
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400": (32, 600),
 }
 SUMMARY = (
     "fid",
@@ -157,28 +173,52 @@ def sh(*args: str, env: dict | None = None) -> None:
     subprocess.run(args, check=True, env=env)
 
 
-def train(args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, freq: int) -> float:
+def train(
+    args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, freq: int, first_stage=None
+) -> float:
     """Train one run to `steps` iterations; returns wall-clock seconds. With --fid_points K the run
-    also scores its validation FID K times (its status lines fall on the same iterations)."""
+    also scores its validation FID K times (its status lines fall on the same iterations). With a
+    `first_stage` (size, steps) the run starts from a run of that many steps at size x size."""
     fid = ["--freq_fid", "0"]
     if args.fid_points:
         freq = max(1, steps // args.fid_points)
         fid = ["--freq_fid", str(freq), "--fid_samples", str(args.fid_samples)]
+    common = [*BASE, *args.flags, *flags, "--seed", str(seed), "--gpu_ids", "-1", "--checkpoints_dir", ckdir]
     t = time.perf_counter()
+    init = []
+    if first_stage is not None:
+        size, low_steps = first_stage
+        low = f"{name}{LOW}"
+        subprocess.run(["rm", "-rf", str(Path(ckdir) / low)], check=True)
+        sh(
+            sys.executable, "-m", "animesis", "train", "--name", low, "--dataroot", args.data, *common,
+            "--crop_size", str(size), "--max_steps", str(low_steps), "--freq_print", str(max(1, low_steps // 5)),
+            "--freq_fid", "0", "--freq_save_latest", str(low_steps), "--no_progress",
+        )  # fmt: skip
+        init = ["--init_from", str(Path(ckdir) / low)]
     sh(
-        sys.executable, "-m", "animesis", "train", "--name", name, "--dataroot", args.data,
-        *BASE, *args.flags, *flags, "--max_steps", str(steps), "--seed", str(seed), "--gpu_ids", "-1",
-        "--checkpoints_dir", ckdir, "--freq_print", str(freq), *fid,
-        "--freq_save_latest", str(steps), "--no_progress",
+        sys.executable, "-m", "animesis", "train", "--name", name, "--dataroot", args.data, *common, *init,
+        "--max_steps", str(steps), "--freq_print", str(freq), *fid, "--freq_save_latest", str(steps),
+        "--no_progress",
     )  # fmt: skip
     return time.perf_counter() - t
+
+
+LOW = "_low"  # the first stage's run folder: the main run's name with this appended
+
+
+def stage_dirs(run_dir: Path) -> list[Path]:
+    """The run's folders in training order: its first stage's, if it had one, then its own."""
+    low = run_dir.with_name(run_dir.name + LOW)
+    return [low, run_dir] if low.is_dir() else [run_dir]
 
 
 def fid_curve(run_dir: Path) -> list[dict]:
     """[{step, minutes, val_fid, val_fid_real}]: the run's validation FIDs against its training minutes
     so far (the status lines' time, which leaves out the scoring itself)."""
-    elapsed, minutes_at = 0.0, {0: 0.0}
-    step = 0
+    # a first stage's minutes come before the run's first step
+    elapsed = sum(t for d in stage_dirs(run_dir)[:-1] for _, t in status_intervals(d))
+    minutes_at, step = {0: elapsed / 60}, 0
     for n, seconds in status_intervals(run_dir):
         step, elapsed = step + n, elapsed + seconds
         minutes_at[step] = elapsed / 60
@@ -390,12 +430,12 @@ def main() -> None:
             name = f"{recipe}_seed{seed}"
             run_dir = Path(args.checkpoints_dir) / name
             if args.keep_trained and (run_dir / "models" / str(steps)).is_dir():
-                seconds = sum(t for _, t in status_intervals(run_dir))  # training time from its status lines
+                seconds = status_seconds(run_dir)  # training time from its status lines
             else:
                 subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-                seconds = train(
-                    args, name, RECIPES[recipe], steps, seed, args.checkpoints_dir, max(1, steps // 5)
-                )
+                stage = FIRST_STAGE.get(recipe)
+                ckdir, freq = args.checkpoints_dir, max(1, steps // 5)
+                seconds = train(args, name, RECIPES[recipe], steps, seed, ckdir, freq, stage)
             sh(
                 sys.executable, "-m", "animesis", "eval", "--name", name, "--checkpoints_dir",
                 args.checkpoints_dir, "--ckpt_iter", "latest", "--dataroot", args.data, "--json",
@@ -456,8 +496,9 @@ def table(summary: dict) -> str:
 
 
 def status_seconds(run_dir: Path) -> float:
-    """Training seconds from the run's status lines: its steps, without start-up and FID scoring."""
-    return round(sum(t for _, t in status_intervals(run_dir)), 1)
+    """Training seconds from the run's status lines (a first stage's too): its steps, without start-up
+    and FID scoring."""
+    return round(sum(t for d in stage_dirs(run_dir) for _, t in status_intervals(d)), 1)
 
 
 def merge(paths: list[str], out: Path, checkpoints_dir: Path) -> None:
