@@ -7,15 +7,18 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
+# LOW_STEPS > 0: a resolution schedule, LOW_STEPS steps at half the size first (a step there costs about a
+# third), whose weights start the full-size run (`--init_from`); LOW_STEPS=0 trains at full size only.
 if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  SIZE=256 PRESET=base TRAIN=4000 VAL=200 TEST=400 STEPS=${STEPS:-20000} BATCH=16 GPU=0 PRINT=1000
+  SIZE=256 PRESET=base TRAIN=4000 VAL=200 TEST=400 STEPS=${STEPS:-20000} LOW_STEPS=${LOW_STEPS:-0} BATCH=16 GPU=0 PRINT=1000
 elif python -c "import sys, torch; from animesis.device import native_bf16; sys.exit(0 if native_bf16(torch.device('cpu')) else 1)"; then
-  # A CPU with bf16 instructions trains in bf16 ('auto' precision): 1,614 steps in the time 1,003 take in fp32,
-  # which is what 1,500 steps of the seed's losses took (benchmarks/recipes.py, benchmarks/RESULTS.md).
-  SIZE=64 PRESET=small TRAIN=1800 VAL=90 TEST=180 STEPS=${STEPS:-1614} BATCH=8 GPU=-1 PRINT=250
+  # A CPU with bf16 instructions trains in bf16 ('auto' precision), LOW_STEPS at 32x32 then STEPS at 64x64:
+  # about the minutes 1,003 steps take in fp32 at 64x64, which is what 1,500 steps of the seed's losses
+  # took (benchmarks/recipes.py, benchmarks/RESULTS.md).
+  SIZE=64 PRESET=small TRAIN=1800 VAL=90 TEST=180 STEPS=${STEPS:-1400} LOW_STEPS=${LOW_STEPS:-600} BATCH=8 GPU=-1 PRINT=250
 else
   # 1,003 steps of the default recipe take what 1,500 steps of the seed's losses took (benchmarks/recipes.py).
-  SIZE=64 PRESET=small TRAIN=1800 VAL=90 TEST=180 STEPS=${STEPS:-1003} BATCH=8 GPU=-1 PRINT=250
+  SIZE=64 PRESET=small TRAIN=1800 VAL=90 TEST=180 STEPS=${STEPS:-1003} LOW_STEPS=${LOW_STEPS:-0} BATCH=8 GPU=-1 PRINT=250
 fi
 DATA=datasets/Synth$SIZE
 NAME=synth_$PRESET
@@ -23,10 +26,17 @@ NAME=synth_$PRESET
 animesis dataset synth --out "$DATA" --characters 9 --size $SIZE --train $TRAIN --val $VAL --test $TEST --seed 0
 animesis dataset check "$DATA" --class_num 9
 
-if [ -f "checkpoints/$NAME/models/latest.txt" ]; then RESUME=--continue_train; else RESUME=; fi
+resume() { if [ -f "checkpoints/$1/models/latest.txt" ]; then echo --continue_train; fi; }
+INIT=()
+if [ "$LOW_STEPS" -gt 0 ]; then
+  python train.py --name "${NAME}_low" --dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 \
+    --dataset_mode custom --preset $PRESET --crop_size $((SIZE / 2)) --batch_size $BATCH --max_steps "$LOW_STEPS" \
+    --gpu_ids $GPU --freq_print $PRINT --freq_fid 0 --freq_save_latest $PRINT $(resume "${NAME}_low")
+  INIT=(--init_from "checkpoints/${NAME}_low")
+fi
 python train.py --name $NAME --dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 --dataset_mode custom \
   --preset $PRESET --batch_size $BATCH --max_steps "$STEPS" --gpu_ids $GPU --freq_print $PRINT \
-  --freq_fid $PRINT --fid_samples $VAL --freq_save_latest $PRINT $RESUME
+  --freq_fid $PRINT --fid_samples $VAL --freq_save_latest $PRINT "${INIT[@]}" $(resume "$NAME")
 
 python test.py --name $NAME --dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 --dataset_mode custom \
   --ckpt_iter best --gpu_ids $GPU --batch_size 16
