@@ -174,7 +174,14 @@ def sh(*args: str, env: dict | None = None) -> None:
 
 
 def train(
-    args, name: str, flags: list[str], steps: int, seed: int, ckdir: str, freq: int, first_stage=None
+    args,
+    name: str,
+    flags: list[str],
+    steps: int,
+    seed: int,
+    ckdir: str,
+    freq: int,
+    first_stage: tuple | None = None,
 ) -> float:
     """Train one run to `steps` iterations; returns wall-clock seconds. With --fid_points K the run
     also scores its validation FID K times (its status lines fall on the same iterations). With a

@@ -27,16 +27,16 @@ animesis dataset synth --out "$DATA" --characters 9 --size $SIZE --train $TRAIN 
 animesis dataset check "$DATA" --class_num 9
 
 resume() { if [ -f "checkpoints/$1/models/latest.txt" ]; then echo --continue_train; fi; }
+TRAIN_FLAGS=(--dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 --dataset_mode custom --preset $PRESET
+  --batch_size $BATCH --gpu_ids $GPU --freq_print $PRINT --freq_save_latest $PRINT)
 INIT=()
 if [ "$LOW_STEPS" -gt 0 ]; then
-  python train.py --name "${NAME}_low" --dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 \
-    --dataset_mode custom --preset $PRESET --crop_size $((SIZE / 2)) --batch_size $BATCH --max_steps "$LOW_STEPS" \
-    --gpu_ids $GPU --freq_print $PRINT --freq_fid 0 --freq_save_latest $PRINT $(resume "${NAME}_low")
+  python train.py --name "${NAME}_low" "${TRAIN_FLAGS[@]}" --crop_size $((SIZE / 2)) --max_steps "$LOW_STEPS" \
+    --freq_fid 0 $(resume "${NAME}_low")
   INIT=(--init_from "checkpoints/${NAME}_low")
 fi
-python train.py --name $NAME --dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 --dataset_mode custom \
-  --preset $PRESET --batch_size $BATCH --max_steps "$STEPS" --gpu_ids $GPU --freq_print $PRINT \
-  --freq_fid $PRINT --fid_samples $VAL --freq_save_latest $PRINT "${INIT[@]}" $(resume "$NAME")
+python train.py --name $NAME "${TRAIN_FLAGS[@]}" --max_steps "$STEPS" --freq_fid $PRINT --fid_samples $VAL \
+  "${INIT[@]}" $(resume "$NAME")
 
 python test.py --name $NAME --dataroot "$DATA" --class_dir "$DATA/class.txt" --class_num 9 --dataset_mode custom \
   --ckpt_iter best --gpu_ids $GPU --batch_size 16
