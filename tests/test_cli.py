@@ -174,6 +174,13 @@ def test_loss_switches(flag):
     assert f"loss.{flag}" in asked_keys([*SEED_TRAIN, f"--{flag}"], cfg)
 
 
+def test_region_colour_flag():
+    assert train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).loss.lambda_colour_sw == 0.0
+    argv = [*SEED_TRAIN, "--lambda_colour_sw", "20"]
+    cfg = train_config(build_parser().parse_args(argv), fake_info())
+    assert cfg.loss.lambda_colour_sw == 20.0 and "loss.lambda_colour_sw" in asked_keys(argv, cfg)
+
+
 def test_mode_seeking_needs_noise():
     cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1"]), fake_info())
     assert cfg.loss.lambda_ms == 1.0

@@ -116,6 +116,35 @@ def test_masked_l1_averages_over_mask_only():
     assert losses.masked_l1(fake, real, torch.ones(1, 1, 2, dtype=torch.bool)).item() == pytest.approx(1.25)
 
 
+def test_region_colour_loss_compares_each_regions_colours_as_a_set():
+    """Pixels moved about inside their region cost nothing; moved across regions, or recoloured, they
+    do; a left-out class (weight 0) costs nothing whatever its colours."""
+    torch.manual_seed(0)
+    label = torch.tensor([[[0, 0, 1, 1], [0, 1, 1, 2], [2, 2, 1, 0], [0, 0, 2, 1]]])  # 6, 6 and 4 pixels
+    real = torch.rand(1, 3, 4, 4) * 2 - 1
+    weights = torch.ones(1, 4, 4)
+    shuffled = real.clone()
+    for c in range(3):
+        where = (label[0] == c).flatten().nonzero().flatten()
+        shuffled[0].flatten(1)[:, where] = real[0].flatten(1)[:, where[torch.randperm(len(where))]]
+    assert losses.region_colour_loss(shuffled, real, label, weights).item() == pytest.approx(0.0, abs=1e-6)
+    # a pixel of class 1 swapped with one of class 2: the same colours overall, not per region
+    crossed = real.clone()
+    crossed[0, :, 0, 2], crossed[0, :, 1, 3] = real[0, :, 1, 3], real[0, :, 0, 2]
+    assert losses.region_colour_loss(crossed, real, label, weights).item() > 0.01
+    # every pixel 0.1 lighter in every channel: 0.1 along each channel, 0.1 * sqrt(3) along luminance,
+    # 0 along the two opponent axes
+    expected = (3 * 0.1 + 0.1 * math.sqrt(3)) / 6
+    assert losses.region_colour_loss(real + 0.1, real, label, weights).item() == pytest.approx(expected)
+    only_class_0 = (label != 0).float()  # class 0 left out
+    recoloured = real.clone()
+    recoloured[:, :, label[0] == 0] = 1.0
+    assert losses.region_colour_loss(recoloured, real, label, only_class_0).item() == pytest.approx(0.0)
+    fake = (real + 0.2).requires_grad_()
+    losses.region_colour_loss(fake, real, label, only_class_0).backward()
+    assert fake.grad[:, :, label[0] == 0].abs().sum() == 0 and fake.grad.abs().sum() > 0
+
+
 def test_truncated_vgg_keeps_the_terms_total_weight():
     """Fewer taps keep OASIS's ratios between them and the full network's total weight."""
     full = sum(losses.VGG_TAP_WEIGHTS)

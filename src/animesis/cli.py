@@ -272,6 +272,13 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         help="every character class weighs the same in the L1 term, whatever its area (eyes as much as hair)",
     )
     g.add_argument(
+        "--lambda_colour_sw",
+        type=non_negative_float,
+        default=0.0,
+        help="each character region's colours matched to the real picture's as a set (sliced Wasserstein), "
+        "every class weighing the same: small regions' colours (eyes) where their place is not fixed",
+    )
+    g.add_argument(
         "--lambda_kl",
         type=non_negative_float,
         default=LossConfig.lambda_kl,
@@ -710,6 +717,7 @@ def train_config(args, info) -> TrainConfig:
         lambda_fm=args.lambda_fm,
         lambda_l1=recipe["l1"] if args.lambda_l1 is None else args.lambda_l1,
         l1_class_balanced=args.l1_class_balanced,
+        lambda_colour_sw=args.lambda_colour_sw,
         vgg_fp32=args.vgg_fp32,
         lambda_kl=args.lambda_kl,
         paired_region=args.paired_region,
@@ -846,7 +854,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "gpu_ids": ("device",),
     "class_dir": ("class_file",),
     **{f: (f"loss.{f}",) for f in ("lambda_labelmix", "lambda_edge", "lambda_identity", "lambda_vgg",
-                                   "vgg_layers", "lambda_fm", "lambda_l1", "lambda_kl",
+                                   "vgg_layers", "lambda_fm", "lambda_l1", "lambda_colour_sw", "lambda_kl",
                                    "paired_region", "ms_region", "lambda_ms")},
 }  # fmt: skip
 

@@ -87,6 +87,10 @@ class LossConfig:
     # Each character class weighs the same in the L1 term, whatever its area: an eye or a ribbon is a
     # few dozen pixels at 64x64, so a per-pixel mean leaves their colours to chance.
     l1_class_balanced: bool = False
+    # Each character region's colours matched to the real picture's as a set (losses.region_colour_loss),
+    # every class weighing the same: an iris the size of a few pixels at 64x64 keeps its colour even where
+    # its place in the eye is not fixed by the map.
+    lambda_colour_sw: float = 0.0
     lambda_kl: float = 0.05  # KL of the z encoder's posterior to N(0, I) (SPADE's weight); needs z_encoder
     # Where the paired terms (perceptual, feature matching) pull the painting towards the real picture:
     # "all" pixels, only the "character" (classes not in identity_ignore), leaving the background to

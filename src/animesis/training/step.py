@@ -75,6 +75,7 @@ class Targets:
     background: torch.Tensor | None = None  # (B, 1, H, W) float: what the texture critic sees, or None
     texture_cells: torch.Tensor | None = None  # (B, H/4, W/4) bool: the cells it is judged on
     l1_weights: torch.Tensor | None = None  # (B, H, W) class-balanced L1 weights, or None (id_mask's)
+    class_weights: torch.Tensor | None = None  # (B, H, W) class-balanced weights on the character's pixels
 
 
 def d_step_loss(
@@ -149,6 +150,10 @@ def g_step_loss(
     if lc.lambda_l1 > 0:
         weights = t.l1_weights if t.l1_weights is not None else t.id_mask
         terms["G_l1"] = lc.lambda_l1 * losses.masked_l1(fake, b.real, weights)
+    if lc.lambda_colour_sw > 0:
+        terms["G_colour"] = lc.lambda_colour_sw * losses.region_colour_loss(
+            fake, b.real, b.label, t.class_weights
+        )
     if lc.lambda_fm > 0:
         fake_feats, real_feats = list(out.features), list(real_features)
         if paired_mask is not None:
@@ -233,6 +238,9 @@ class TrainStep:
         background = None
         if self.cfg.discriminator.texture_channels and lc.lambda_texture > 0:
             background = (~id_mask)[:, None].to(b.real.dtype)
+        class_weights = None
+        if (lc.lambda_l1 and lc.l1_class_balanced) or lc.lambda_colour_sw > 0:
+            class_weights = l1_class_weights(b.label, id_mask, N)
         t = Targets(
             weights=losses.class_balance_weights(b.label, N) if lc.class_balancing else None,
             id_mask=id_mask,
@@ -240,9 +248,8 @@ class TrainStep:
             texture_cells=None
             if background is None
             else losses.texture_cells(background, TextureCritic.stride),
-            l1_weights=l1_class_weights(b.label, id_mask, N)
-            if lc.lambda_l1 and lc.l1_class_balanced
-            else None,
+            l1_weights=class_weights if lc.lambda_l1 and lc.l1_class_balanced else None,
+            class_weights=class_weights,
         )
         posterior = None
         if z is None and self.G.encoder is not None:  # z from the real picture, reparametrised
