@@ -11,8 +11,9 @@ bash scripts/setup.sh
 # third), whose weights start the full-size run (`--init_from`); LOW_STEPS=0 trains at full size only.
 if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   SIZE=256 PRESET=base TRAIN=4000 VAL=200 TEST=400 STEPS=${STEPS:-20000} LOW_STEPS=${LOW_STEPS:-0} BATCH=16 GPU=0 PRINT=1000
-elif python -c "import sys, torch; from animesis.device import native_bf16; sys.exit(0 if native_bf16(torch.device('cpu')) else 1)"; then
-  # A CPU with bf16 instructions trains in bf16 ('auto' precision), LOW_STEPS at 32x32 then STEPS at 64x64:
+elif python -c "import sys, torch; from animesis.device import bf16_pays; sys.exit(0 if bf16_pays(torch.device('cpu')) else 1)"; then
+  # A CPU whose bf16 instructions measure faster than fp32 trains in bf16 ('auto' precision; on some CPUs
+  # with AVX512-BF16 they are slower, and those take the fp32 branch), LOW_STEPS at 32x32 then STEPS at 64x64:
   # about the minutes 1,003 steps take in fp32 at 64x64, which is what 1,500 steps of the seed's losses
   # took (benchmarks/recipes.py, benchmarks/RESULTS.md).
   SIZE=64 PRESET=small TRAIN=1800 VAL=90 TEST=180 STEPS=${STEPS:-1400} LOW_STEPS=${LOW_STEPS:-600} BATCH=8 GPU=-1 PRINT=250

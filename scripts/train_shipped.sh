@@ -13,10 +13,10 @@ PRESET=${PRESET:-small}
 BATCH=${BATCH:-8}
 # Stage 1 (a resolution schedule): the CPU demo's 64x64 run, whose weights start the SIZE run. The
 # networks are fully convolutional, so they carry over. In fp32, 1,003 steps of `paired` take the time
-# of the seed's losses' 1,500 (the demo's budget), and 850 at 128x128 took 39.4 minutes. A CPU with
-# bf16 instructions trains in bf16 ('auto' precision) and takes more steps: 1,614 at 64x64 in the
+# of the seed's losses' 1,500 (the demo's budget), and 850 at 128x128 took 39.4 minutes. A CPU whose
+# bf16 instructions measure faster than fp32 trains in bf16 ('auto' precision) and takes more steps: 1,614 at 64x64 in the
 # demo's minutes (benchmarks/RESULTS.md), and 1,446 at 128x128, which took 41 minutes there.
-if python -c "import sys, torch; from animesis.device import native_bf16; sys.exit(0 if native_bf16(torch.device('cpu')) else 1)"; then
+if python -c "import sys, torch; from animesis.device import bf16_pays; sys.exit(0 if bf16_pays(torch.device('cpu')) else 1)"; then
   BASE_STEPS=${BASE_STEPS:-1614} STEPS=${STEPS:-1446}
 else
   BASE_STEPS=${BASE_STEPS:-1003} STEPS=${STEPS:-850}

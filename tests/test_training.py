@@ -1,7 +1,9 @@
 """Real (tiny) training runs on CPU: learning happens, checkpoints resume exactly, the seed's commands work."""
 
 import importlib.util
+import itertools
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -16,11 +18,11 @@ import torch.nn.functional as F
 from datagen import write_tiny_dataset
 from PIL import Image
 
-from animesis import losses, runs
+from animesis import device, losses, runs
 from animesis.config import DiscriminatorConfig, GeneratorConfig, LossConfig, TrainConfig
 from animesis.data.dataset import SegmentationDataset
 from animesis.data.layout import load_dataset
-from animesis.device import native_bf16
+from animesis.device import bf16_pays, native_bf16
 from animesis.inference import Painter
 from animesis.metrics.lpips import LPIPS
 from animesis.models.discriminator import Discriminator, TextureCritic
@@ -169,20 +171,29 @@ def test_resume_equals_uninterrupted_run(data, tmp_path, texture, precision):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it_and_it_pays(monkeypatch):
     cpu = torch.device("cpu")
 
     def autocast_dtype(precision: str) -> torch.dtype | None:
         with autocast_context(cpu, precision):
             return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
 
-    for native in (False, True):
+    for native, speedup in itertools.product((False, True), (0.8, 1.7)):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        monkeypatch.setattr(device, "cpu_bf16_speedup", lambda speedup=speedup: speedup)
         assert native_bf16(cpu) is native
-        assert autocast_dtype("auto") == (torch.bfloat16 if native else None)
+        pays = native and speedup >= device.BF16_MIN_SPEEDUP  # bf16 instructions slower than fp32: fp32
+        assert bf16_pays(cpu) is pays
+        assert autocast_dtype("auto") == (torch.bfloat16 if pays else None)
         assert autocast_dtype("fp32") is None  # asked for: never bf16
-        assert autocast_dtype("bf16") == torch.bfloat16  # asked for: even where it is emulated
+        assert autocast_dtype("bf16") == torch.bfloat16  # asked for: even where it is emulated or slower
+
+
+def test_cpu_bf16_speedup_is_measured_once_per_process():
+    first = device.cpu_bf16_speedup()
+    assert math.isfinite(first) and first > 0
+    assert device.cpu_bf16_speedup() == first  # cached: a run's arithmetic does not flip mid-process
 
 
 def test_validation_fid_keeps_a_best_checkpoint(data, tmp_path):

@@ -402,13 +402,17 @@ def test_training_says_which_arithmetic_it_uses(tmp_path, capsys, monkeypatch):
     base = ["train", "--name", "r", "--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ck"),
             "--preset", "tiny", "--gpu_ids", "-1", "--dry_run"]  # fmt: skip
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    for native, precision, said in [
-        (True, "fp32", "fp32"),
-        (False, "bf16", "bf16 autocast"),
-        (True, "auto", "bf16 autocast"),
-        (False, "auto", "fp32"),
+    measured = " (bf16 measured {:.2f}x fp32's speed on this CPU)"
+    for native, speedup, precision, said in [
+        (True, 1.7, "fp32", "fp32"),
+        (False, 1.7, "bf16", "bf16 autocast"),
+        (True, 1.7, "auto", "bf16 autocast" + measured.format(1.7)),
+        (True, 0.8, "auto", "fp32" + measured.format(0.8)),  # bf16 instructions, but slower: fp32
+        (False, 1.7, "auto", "fp32"),
     ]:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        for where in ("animesis.device.cpu_bf16_speedup", "animesis.cli.cpu_bf16_speedup"):
+            monkeypatch.setattr(where, lambda speedup=speedup: speedup)
         assert main([*base, "--precision", precision]) == 0
         line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("training at"))
         assert line.endswith(f", {said}"), (native, precision, line)

@@ -144,7 +144,8 @@ class TrainConfig:
     fid_samples: int = 500  # val images used for validation FID
     bn_refresh_batches: int = 50  # batches that re-estimate G_ema's BatchNorm statistics
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # bf16 where native: CUDA, AVX512-BF16/AMX CPUs
+    # "auto": bf16 where it pays (CUDA; a CPU whose bf16 instructions measure faster: device.bf16_pays)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True  # NHWC activations: faster convolutions on GPUs and CPUs alike
     compile: bool = False
     continue_train: bool = False
