@@ -110,6 +110,15 @@ def test_report_has_every_metric_with_its_n(evaluated):
         assert 0 < m["lpips_paired"] < 2 and m["lpips_diversity"] >= 0
 
 
+@pytest.mark.skipif(not has(INCEPTION), reason="needs the Inception weights (scripts/setup.sh fetches them)")
+def test_real_vs_real_fid_is_at_the_fids_own_n(evaluated):
+    """No val split here (6 test maps): the floor takes 6 train pictures, not fewer, so it is read at the
+    generated FID's N."""
+    _, result = evaluated
+    assert result["details"]["real_references"]["fid_real"] == {"n": 6, "pictures": "train against test"}
+    assert result["metrics"]["fid_real"] >= 0
+
+
 def test_judges_and_colours_separate_real_from_an_untrained_generator(evaluated):
     _, result = evaluated
     m, d = result["metrics"], result["details"]
@@ -231,7 +240,10 @@ def test_real_picture_scores_are_kept_until_a_picture_changes(evaluated, tmp_pat
     root = shutil.copytree(info.root, tmp_path / "data")
     write_run(tmp_path / "run", step=7)
     again = evaluate_checkpoint(tmp_path / "run", 7, load_dataset(root), seed=1, **EVAL)
-    assert again["details"]["real_references"]["from_cache"] == ["inception_test_32x32_n6"]
+    assert sorted(again["details"]["real_references"]["from_cache"]) == [
+        "inception_test_32x32_n6",
+        "inception_train_32x32_n6",  # the real-vs-real floor's other pictures
+    ]
     for key in ("fid", "kid_x100", "lpips_paired", "identity_accuracy_real"):
         assert again["metrics"][key] == pytest.approx(first["metrics"][key], rel=1e-6), key
 
@@ -240,5 +252,5 @@ def test_real_picture_scores_are_kept_until_a_picture_changes(evaluated, tmp_pat
     picture = root / picture.relative_to(info.root)
     Image.fromarray(np.asarray(Image.open(picture).convert("RGB"))[:, ::-1].copy()).save(picture)
     edited = evaluate_checkpoint(tmp_path / "run", 7, load_dataset(root), seed=1, **EVAL)
-    assert edited["details"]["real_references"]["from_cache"] == []
+    assert edited["details"]["real_references"]["from_cache"] == ["inception_train_32x32_n6"]  # unchanged
     assert edited["metrics"]["fid"] != pytest.approx(first["metrics"]["fid"], rel=1e-6)
