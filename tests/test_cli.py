@@ -175,10 +175,21 @@ def test_loss_switches(flag):
 
 
 def test_region_colour_flag():
-    assert train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).loss.lambda_colour_sw == 0.0
-    argv = [*SEED_TRAIN, "--lambda_colour_sw", "20"]
-    cfg = train_config(build_parser().parse_args(argv), fake_info())
-    assert cfg.loss.lambda_colour_sw == 20.0 and "loss.lambda_colour_sw" in asked_keys(argv, cfg)
+    def weight(*flags: str) -> float:
+        return train_config(
+            build_parser().parse_args([*SEED_TRAIN, *flags]), fake_info()
+        ).loss.lambda_colour_sw
+
+    assert weight() == 20.0  # the default recipe, `paired`
+    assert weight("--recipe", "oasis") == 0.0 and weight("--recipe", "fast") == 0.0
+    assert (
+        weight("--lambda_colour_sw", "0") == 0.0
+        and weight("--recipe", "oasis", "--lambda_colour_sw", "5") == 5.0
+    )
+    argv = [*SEED_TRAIN, "--lambda_colour_sw", "10"]
+    assert "loss.lambda_colour_sw" in asked_keys(
+        argv, train_config(build_parser().parse_args(argv), fake_info())
+    )
 
 
 def test_mode_seeking_needs_noise():

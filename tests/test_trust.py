@@ -81,6 +81,21 @@ def test_resume_applies_safe_changes_and_keeps_a_history(data, tmp_path, capsys)
     assert state["batch_size"] == 2
 
 
+def test_a_run_saved_before_the_colour_term_resumes_without_it(data, tmp_path, capsys):
+    """The default recipe's region-colour term came later than some runs: a run.json without it resumes
+    as it was trained (weight 0), not with the recipe's weight of today."""
+    ck = tmp_path / "ck"
+    assert train(data, ck, steps=2) == 0
+    run_json = ck / "run" / "run.json"
+    saved = json.loads(run_json.read_text())
+    assert saved["loss"].pop("lambda_colour_sw") == 20.0  # today's `paired`
+    run_json.write_text(json.dumps(saved))
+    assert train(data, ck, "--continue_train", steps=4) == 0
+    changes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("resume: changed")]
+    assert changes and not any("lambda_colour_sw" in line for line in changes)  # max_steps changed, not it
+    assert json.loads(run_json.read_text())["loss"]["lambda_colour_sw"] == 0.0
+
+
 def test_resuming_before_later_checkpoints_is_refused(data, trained, capsys):
     assert runs.list_checkpoints(trained / "run") == [2, 4]
     assert train(data, trained, "--continue_train", "--which_iter", "2", steps=6) == 2

@@ -282,9 +282,10 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument(
         "--lambda_colour_sw",
         type=non_negative_float,
-        default=0.0,
+        default=None,
         help="each character region's colours matched to the real picture's as a set (sliced Wasserstein), "
-        "every class weighing the same: small regions' colours (eyes) where their place is not fixed",
+        "every class weighing the same: small regions' colours (eyes) where their place is not fixed "
+        "(default: the recipe's)",
     )
     g.add_argument(
         "--lambda_kl",
@@ -725,7 +726,7 @@ def train_config(args, info) -> TrainConfig:
         lambda_fm=args.lambda_fm,
         lambda_l1=recipe["l1"] if args.lambda_l1 is None else args.lambda_l1,
         l1_class_balanced=args.l1_class_balanced,
-        lambda_colour_sw=args.lambda_colour_sw,
+        lambda_colour_sw=recipe["colour_sw"] if args.lambda_colour_sw is None else args.lambda_colour_sw,
         vgg_fp32=args.vgg_fp32,
         lambda_kl=args.lambda_kl,
         paired_region=args.paired_region,
@@ -857,7 +858,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "no_EMA": ("use_ema",),
     "no_labelmix": ("loss.lambda_labelmix",),
     "recipe": ("generator.modulation", "loss.lambda_vgg", "loss.vgg_layers", "loss.lambda_labelmix",
-               "loss.lambda_l1", "lr_g", "lr_d", "loss.lambda_ms", "loss.ms_region", "ema_ramp"),
+               "loss.lambda_l1", "loss.lambda_colour_sw", "lr_g", "lr_d", "loss.lambda_ms", "loss.ms_region", "ema_ramp"),
     "add_vgg_loss": ("loss.lambda_vgg",),
     "no_balancing_inloss": ("loss.class_balancing",),
     "l1_class_balanced": ("loss.l1_class_balanced",),

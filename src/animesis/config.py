@@ -171,12 +171,12 @@ class TrainConfig:
 # lr_g 1e-4, lr_d 4e-4); "fast" a learned style per character and class, VGG16's three shallow taps,
 # no LabelMix.
 RECIPES: dict[str, dict[str, Any]] = {
-    "paired": dict(modulation="spade", vgg=True, vgg_layers=3, labelmix=False, l1=20.0, lr_g=8e-4, lr_d=8e-4,
-                   ms=1.0, ms_region="background", ema_ramp=20.0),
-    "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True, l1=0.0, lr_g=1e-4, lr_d=4e-4,
-                  ms=0.0, ms_region="all", ema_ramp=10.0),
-    "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False, l1=0.0, lr_g=1e-4, lr_d=4e-4,
-                 ms=0.0, ms_region="all", ema_ramp=10.0),
+    "paired": dict(modulation="spade", vgg=True, vgg_layers=3, labelmix=False, l1=20.0, colour_sw=20.0,
+                   lr_g=8e-4, lr_d=8e-4, ms=1.0, ms_region="background", ema_ramp=20.0),
+    "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True, l1=0.0, colour_sw=0.0,
+                  lr_g=1e-4, lr_d=4e-4, ms=0.0, ms_region="all", ema_ramp=10.0),
+    "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False, l1=0.0, colour_sw=0.0,
+                 lr_g=1e-4, lr_d=4e-4, ms=0.0, ms_region="all", ema_ramp=10.0),
 }  # fmt: skip
 DEFAULT_RECIPE = "paired"
 
