@@ -45,7 +45,6 @@ STYLE, NO_LABELMIX, FAST_G = ["--modulation", "style"], ["--no_labelmix"], ["--l
 # The paired terms on the character only; the background left to D and to mode seeking, to vary.
 CHAR_MS = ["--paired_region", "character", "--lambda_ms", "1", "--ms_region", "background"]
 BG_MS, BG_MS2 = (["--lambda_ms", w, "--ms_region", "background"] for w in ("1", "2"))
-NO_L1 = ["--lambda_l1", "0"]
 L1_20, FAST_GD = ["--lambda_l1", "20"], ["--lr_g", "8e-4", "--lr_d", "8e-4"]
 L1_40, FASTER_GD = ["--lambda_l1", "40"], ["--lr_g", "1.2e-3", "--lr_d", "1.2e-3"]
 # `paired` until 2026-12-07 (its moving average at the seed's ramp, 10), spelt out in flags
@@ -145,8 +144,6 @@ RECIPES: dict[str, list[str]] = {
     # the demo's schedule + each character region's colours matched as a set (sliced Wasserstein,
     # classes weighing alike): an iris's colour kept where its place in the eye is not fixed by the map
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw20": [*BF16, "--lambda_colour_sw", "20"],
-    # ... with the set matching in place of the per-pixel L1 (which pins where each colour lies too)
-    "vgg3_nol1_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw40": [*BF16, *NO_L1, "--lambda_colour_sw", "40"],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
@@ -162,7 +159,6 @@ FIRST_STAGE: dict[str, tuple[int, int]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600": (32, 600),
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400": (32, 600),
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw20": (32, 600),
-    "vgg3_nol1_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw40": (32, 600),
 }
 SUMMARY = (
     "fid",

@@ -46,8 +46,8 @@ def paired_pixels(id_mask: torch.Tensor, region: str) -> torch.Tensor | None:
 
 
 def l1_class_weights(label: torch.Tensor, id_mask: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(B, H, W) float: L1 weights under which every character class in the batch weighs the same in
-    total, whatever its area; 0 on pixels that carry no identity."""
+    """(B, H, W) float: weights (of the L1 and region-colour terms) under which every character class in
+    the batch weighs the same in total, whatever its area; 0 on pixels that carry no identity."""
     return losses.class_balance_weights(label, num_classes) * id_mask
 
 
@@ -74,8 +74,9 @@ class Targets:
     id_mask: torch.Tensor  # (B, H, W) bool: pixels whose class carries the character's identity
     background: torch.Tensor | None = None  # (B, 1, H, W) float: what the texture critic sees, or None
     texture_cells: torch.Tensor | None = None  # (B, H/4, W/4) bool: the cells it is judged on
-    l1_weights: torch.Tensor | None = None  # (B, H, W) class-balanced L1 weights, or None (id_mask's)
-    class_weights: torch.Tensor | None = None  # (B, H, W) class-balanced weights on the character's pixels
+    # (B, H, W) class-balanced weights on the character's pixels (the region-colour term's, and the L1
+    # term's with l1_class_balanced), or None when no term asks for them
+    class_weights: torch.Tensor | None = None
 
 
 def d_step_loss(
@@ -148,7 +149,7 @@ def g_step_loss(
     if vgg is not None and lc.lambda_vgg > 0:
         terms["G_vgg"] = perceptual_term(vgg, fake, b.real, lc, paired_mask)
     if lc.lambda_l1 > 0:
-        weights = t.l1_weights if t.l1_weights is not None else t.id_mask
+        weights = t.class_weights if lc.l1_class_balanced else t.id_mask
         terms["G_l1"] = lc.lambda_l1 * losses.masked_l1(fake, b.real, weights)
     if lc.lambda_colour_sw > 0:
         terms["G_colour"] = lc.lambda_colour_sw * losses.region_colour_loss(
@@ -248,7 +249,6 @@ class TrainStep:
             texture_cells=None
             if background is None
             else losses.texture_cells(background, TextureCritic.stride),
-            l1_weights=class_weights if lc.lambda_l1 and lc.l1_class_balanced else None,
             class_weights=class_weights,
         )
         posterior = None
