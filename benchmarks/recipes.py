@@ -144,6 +144,33 @@ RECIPES: dict[str, list[str]] = {
     # the demo's schedule + each character region's colours matched as a set (sliced Wasserstein,
     # classes weighing alike): an iris's colour kept where its place in the eye is not fixed by the map
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw20": [*BF16, "--lambda_colour_sw", "20"],
+    # ... and the VGG term counting the nearer of mode seeking's two paintings (conditional IMLE's
+    # best-of-2): the noise may choose a background without being pulled to the flat mean
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw20_best2": [
+        *BF16,
+        "--lambda_colour_sw",
+        "20",
+        "--vgg_best_of_pair",
+    ],
+    # ... the noise on the background's pixels alone, so mode seeking can vary the background harder
+    # (weight 2; at 1 the generator had little reason to) without reaching the character's pixels
+    "vgg3_l120_nolabelmix_lr8_ms2_ema20_bf16_s32_600_1400_csw20_bgnoise": [
+        *BF16,
+        "--lambda_colour_sw",
+        "20",
+        "--noise_region",
+        "background",
+        "--lambda_ms",
+        "2",
+    ],
+    # ... mode seeking at 2 with the noise on every pixel: what the background-only noise is for
+    "vgg3_l120_nolabelmix_lr8_ms2_ema20_bf16_s32_600_1400_csw20": [
+        *BF16,
+        "--lambda_colour_sw",
+        "20",
+        "--lambda_ms",
+        "2",
+    ],
     # PAIRED at half the batch: twice the iterations (nearly) for the same time
     "vgg3_l120_nolabelmix_lr8_ms_b4": [*PAIRED, "--batch_size", "4"],
     # ... and at twice the batch: fewer, better-averaged iterations
@@ -159,6 +186,11 @@ FIRST_STAGE: dict[str, tuple[int, int]] = {
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600": (32, 600),
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400": (32, 600),
     "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw20": (32, 600),
+    # its step 1.12x csw20's (results/calib_best2.json): both stages scaled to the same minutes
+    "vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw20_best2": (32, 537),
+    "vgg3_l120_nolabelmix_lr8_ms2_ema20_bf16_s32_600_1400_csw20": (32, 600),
+    # its step 1.007x csw20's (results/calib_bgnoise.json)
+    "vgg3_l120_nolabelmix_lr8_ms2_ema20_bf16_s32_600_1400_csw20_bgnoise": (32, 596),
 }
 SUMMARY = (
     "fid",

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from animesis.cli import UsageError, asked_keys, build_parser, model_configs, train_config
-from animesis.data.palette import DEFAULT_PALETTE
+from animesis.data.palette import DEFAULT_PALETTE, Palette
 from animesis.device import device_from_gpu_ids
 from animesis.errors import UserError
 
@@ -192,12 +192,46 @@ def test_region_colour_flag():
     )
 
 
+def test_noise_region_takes_the_classes_that_carry_no_identity():
+    def noise_classes(*flags: str, info=None) -> tuple[int, ...]:
+        args = build_parser().parse_args([*SEED_TRAIN, *flags])
+        return train_config(args, info or fake_info()).generator.noise_classes
+
+    background = (DEFAULT_PALETTE.names.index("background"),)
+    argv = [*SEED_TRAIN, "--noise_region", "background"]
+    assert noise_classes("--noise_region", "background") == background
+    assert "generator.noise_classes" in asked_keys(
+        argv, train_config(build_parser().parse_args(argv), fake_info())
+    )
+    # the default recipe's; the others', or asked, every pixel; without noise, none to place
+    assert noise_classes() == background and noise_classes("--noise_region", "all") == ()
+    assert noise_classes("--recipe", "oasis") == () and noise_classes("--recipe", "fast") == ()
+    assert noise_classes("--no_3dnoise") == ()
+    with pytest.raises(UsageError, match="--noise_region needs noise"):
+        train_config(build_parser().parse_args([*argv, "--no_3dnoise"]), fake_info())
+    other = Palette(names=("sky", "hair"), colors=((0, 0, 0), (255, 0, 0)))
+    info = SimpleNamespace(num_classes=2, num_characters=9, palette=other)
+    assert noise_classes(info=info) == ()  # the recipe's, on classes with no background: every pixel
+    with pytest.raises(UsageError, match=r"--noise_region background: the dataset's classes \(sky, hair\)"):
+        train_config(build_parser().parse_args(argv), info)
+
+
+def test_vgg_best_of_pair_needs_mode_seeking_and_the_vgg_term():
+    argv = [*SEED_TRAIN, "--vgg_best_of_pair"]
+    cfg = train_config(build_parser().parse_args(argv), fake_info())  # paired: VGG and mode seeking
+    assert cfg.loss.vgg_best_of_pair and "loss.vgg_best_of_pair" in asked_keys(argv, cfg)
+    assert not train_config(build_parser().parse_args(SEED_TRAIN), fake_info()).loss.vgg_best_of_pair
+    for off in (["--lambda_ms", "0"], ["--recipe", "oasis"], ["--no_3dnoise"]):
+        with pytest.raises(UsageError, match="--vgg_best_of_pair needs the VGG term and mode seeking"):
+            train_config(build_parser().parse_args([*argv, *off]), fake_info())
+
+
 def test_mode_seeking_needs_noise():
     cfg = train_config(build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1"]), fake_info())
     assert cfg.loss.lambda_ms == 1.0
     # The default recipe's mode seeking (on the background) is off without noise, not an error.
     paired = train_config(build_parser().parse_args(SEED_TRAIN), fake_info())
-    assert (paired.loss.lambda_ms, paired.loss.ms_region) == (1.0, "background")
+    assert (paired.loss.lambda_ms, paired.loss.ms_region) == (2.0, "background")
     quiet = train_config(build_parser().parse_args(SEED_TRAIN + ["--no_3dnoise"]), fake_info())
     assert quiet.loss.lambda_ms == 0.0
     off = train_config(build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "0"]), fake_info())
@@ -207,7 +241,7 @@ def test_mode_seeking_needs_noise():
     light = train_config(
         build_parser().parse_args(SEED_TRAIN + ["--ms_region", "background_light"]), fake_info()
     )
-    assert (light.loss.lambda_ms, light.loss.ms_region) == (1.0, "background_light")
+    assert (light.loss.lambda_ms, light.loss.ms_region) == (2.0, "background_light")
     with pytest.raises(UsageError, match="--lambda_ms needs noise"):
         train_config(
             build_parser().parse_args(SEED_TRAIN + ["--lambda_ms", "1", "--no_3dnoise"]), fake_info()

@@ -81,11 +81,13 @@ def weight_maps(weights: torch.Tensor, H: int, W: int, gen: torch.Generator) -> 
     return maps
 
 
-def make_model(folder: Path, modulation: str, z_dim: int, noise_waves: int = 0) -> Path:
+def make_model(
+    folder: Path, modulation: str, z_dim: int, noise_waves: int = 0, noise_classes: tuple[int, ...] = ()
+) -> Path:
     # No spectral norm: Painter folds it before export anyway, and it would undo the randomised weights.
     cfg = GeneratorConfig(
         N, K, base_channels=8, num_blocks=3, z_dim=z_dim, id_dim=6, spade_hidden=16, spectral_norm=False,
-        modulation=modulation, noise_waves=noise_waves,
+        modulation=modulation, noise_waves=noise_waves, noise_classes=noise_classes,
     )  # fmt: skip
     gen = torch.Generator().manual_seed(1)
     G = randomized(Generator(cfg).eval(), gen)
@@ -96,14 +98,19 @@ def make_model(folder: Path, modulation: str, z_dim: int, noise_waves: int = 0) 
 
 @pytest.fixture(
     scope="module",
-    params=[("spade", 8, 0, "command"), ("style", 0, 0, "function"), ("spade", 8, 4, "function")],
-    ids=["spade-z8-command", "style-z0-function", "spade-z8-waves4-function"],
+    params=[
+        ("spade", 8, 0, (), "command"),
+        ("style", 0, 0, (), "function"),
+        ("spade", 8, 4, (), "function"),
+        ("spade", 8, 0, (0,), "function"),
+    ],
+    ids=["spade-z8-command", "style-z0-function", "spade-z8-waves4-function", "spade-z8-noise-on-class0"],
 )
 def exported(request, tmp_path_factory):
     """(Painter, exported .onnx path, what was printed, entry point); one export through each entry point."""
-    modulation, z_dim, waves, via = request.param
+    modulation, z_dim, waves, noise_classes, via = request.param
     tmp = tmp_path_factory.mktemp(modulation)
-    folder = make_model(tmp / "model", modulation, z_dim, waves)
+    folder = make_model(tmp / "model", modulation, z_dim, waves, noise_classes)
     out_dir = tmp / "out"
     out_dir.mkdir()
     out = out_dir / "g.onnx"

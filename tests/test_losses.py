@@ -155,6 +155,27 @@ def test_truncated_vgg_keeps_the_terms_total_weight():
         assert [b / a for a, b in itertools.pairwise(w)] == pytest.approx([2.0] * (n - 1))
 
 
+def test_perceptual_distances_are_the_loss_per_picture():
+    torch.manual_seed(0)
+    fake = [torch.randn(3, 4, 8, 8), torch.randn(3, 6, 4, 4)]
+    real = [torch.randn(3, 4, 8, 8), torch.randn(3, 6, 4, 4)]
+    d = losses.perceptual_distances(fake, real)
+    assert d.shape == (3,)
+    assert d.mean().item() == pytest.approx(losses.perceptual_loss(fake, real).item(), rel=1e-6)
+    alone = losses.perceptual_loss([f[1:2] for f in fake], [r[1:2] for r in real])
+    assert d[1].item() == pytest.approx(alone.item(), rel=1e-6)
+
+
+def test_best_of_pair_counts_the_nearer_painting_of_each_pair():
+    # 3 pictures, the first 2 painted again (the last 2 entries): pictures 0 and 1 count by their nearer
+    d = torch.tensor([4.0, 1.0, 5.0, 2.0, 3.0], requires_grad=True)
+    loss = losses.best_of_pair(d, 2)
+    assert loss.item() == pytest.approx((2.0 + 1.0 + 5.0) / 3)
+    loss.backward()
+    # only the nearer painting of a pair is pulled towards the real picture
+    assert d.grad.tolist() == pytest.approx([0.0, 1 / 3, 1 / 3, 1 / 3, 0.0])
+
+
 def test_kl_to_standard_normal_value():
     zero = torch.zeros(2, 3)
     assert losses.kl_to_standard_normal(zero, zero).item() == 0.0  # the prior itself

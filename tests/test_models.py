@@ -155,6 +155,26 @@ def test_noise_waves_are_sinusoids_the_noise_moves(tmp_path):
         tiny_g(noise_waves=3, z_dim=0)
 
 
+def test_noise_on_the_background_alone():
+    """noise_classes: the noise enters on those classes' pixels only; a map without them paints the
+    same whatever the noise, one with them changes with it, and none given is OASIS's every pixel."""
+    char = torch.tensor([0, 1])
+    G = tiny_g(noise_classes=(0,)).eval()
+    no_background = F.one_hot(torch.randint(1, N, (2, S, S), generator=torch.Generator().manual_seed(0)), N)
+    no_background = no_background.permute(0, 3, 1, 2).float()
+    z = torch.randn(2, 4)
+    assert torch.equal(G(no_background, char, z), G(no_background, char, -z))
+    y = onehot()
+    assert not torch.allclose(G(y, char, z), G(y, char, -z))
+    everywhere = tiny_g().eval()  # the same weights: only where the noise enters differs
+    assert not torch.allclose(everywhere(no_background, char, z), everywhere(no_background, char, -z))
+    all_noise = onehot()
+    all_noise[:, 0], all_noise[:, 1:] = 1.0, 0.0  # every pixel background: the same as noise everywhere
+    torch.testing.assert_close(G(all_noise, char, z), everywhere(all_noise, char, z))
+    waves = tiny_g(noise_classes=(0,), noise_waves=2).eval()
+    assert not torch.allclose(waves(y, char, z), waves(y, char, -z))
+
+
 def test_identity_free_generator_ignores_the_character(tmp_path):
     """id_dim 0 is the OASIS baseline: noise only, the requested character changes nothing."""
     G = tiny_g(id_dim=0).eval()

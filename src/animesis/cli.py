@@ -162,6 +162,13 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         help="sinusoids whose frequencies and phases the noise sets, beside the code in every block: "
         "background patterns that change with the noise (0: none)",
     )
+    g.add_argument(
+        "--noise_region",
+        choices=["all", "background"],
+        default=None,
+        help="pixels that take the noise: all (OASIS's) or the background's alone, so the character's "
+        "pixels get it only through the convolutions around them (default: the recipe's)",
+    )
     g.add_argument("--no_spectral_norm", action="store_true")
     g.add_argument(
         "--no_identity_head",
@@ -313,6 +320,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="mode-seeking term (MSGAN): samples of one map with other noise should differ (0: off; "
         "default: the recipe's, off without noise)",
+    )
+    g.add_argument(
+        "--vgg_best_of_pair",
+        action="store_true",
+        help="the VGG term counts, for each picture mode seeking paints twice, the nearer of its two "
+        "paintings, so the noise may choose among plausible backgrounds (needs mode seeking)",
     )
     g.add_argument(
         "--lambda_texture",
@@ -700,6 +713,25 @@ def _labelmix_weight(args, recipe: dict) -> float:
     return LossConfig.lambda_labelmix if recipe["labelmix"] else 0.0
 
 
+def _identity_free_classes(info) -> tuple[int, ...]:
+    """The indices of the data set's classes that carry no identity (the background)."""
+    return tuple(i for i, n in enumerate(info.palette.names) if n in LossConfig.identity_ignore)
+
+
+def _noise_classes(args, info, g: GeneratorConfig) -> tuple[int, ...]:
+    """--noise_region background -> the indices of the classes that carry no identity."""
+    if g.z_dim == 0:
+        raise UsageError("--noise_region needs noise (drop --no_3dnoise or --z_dim 0)")
+    names = info.palette.names
+    found = _identity_free_classes(info)
+    if not found:
+        raise UsageError(
+            f"--noise_region background: the dataset's classes ({', '.join(names)}) have none named "
+            f"{' or '.join(LossConfig.identity_ignore)}"
+        )
+    return found
+
+
 def train_config(args, info) -> TrainConfig:
     """Seed/OASIS training flags + the dataset's N and K -> TrainConfig."""
     num_characters = _check_class_num(args, info)
@@ -714,13 +746,21 @@ def train_config(args, info) -> TrainConfig:
     if (args.lambda_ms or 0) > 0 and g.z_dim == 0:
         raise UsageError("--lambda_ms needs noise: it is meaningless with --no_3dnoise or --z_dim 0")
     recipe = RECIPES[args.recipe]
+    if args.noise_region not in (None, "all"):
+        g = dataclasses.replace(g, noise_classes=_noise_classes(args, info, g))
+    elif args.noise_region is None and recipe["noise_region"] != "all" and g.z_dim:
+        # the recipe's: where the data set has no class that carries no identity, noise everywhere
+        g = dataclasses.replace(g, noise_classes=_identity_free_classes(info))
     # The recipe's mode seeking needs noise; without it the term is off rather than an error.
     lambda_ms = args.lambda_ms if args.lambda_ms is not None else recipe["ms"] if g.z_dim else 0.0
+    lambda_vgg = args.lambda_vgg if recipe["vgg"] or args.add_vgg_loss else 0.0
+    if args.vgg_best_of_pair and not (lambda_ms > 0 and lambda_vgg > 0):
+        raise UsageError("--vgg_best_of_pair needs the VGG term and mode seeking (--lambda_ms above 0)")
     loss = LossConfig(
         lambda_labelmix=_labelmix_weight(args, recipe),
         lambda_edge=args.lambda_edge,
         lambda_identity=0.0 if args.no_identity_head else args.lambda_identity,
-        lambda_vgg=args.lambda_vgg if recipe["vgg"] or args.add_vgg_loss else 0.0,
+        lambda_vgg=lambda_vgg,
         vgg_layers=args.vgg_layers or recipe["vgg_layers"],
         vgg_keep_total=True,
         lambda_fm=args.lambda_fm,
@@ -731,6 +771,7 @@ def train_config(args, info) -> TrainConfig:
         lambda_kl=args.lambda_kl,
         paired_region=args.paired_region,
         lambda_ms=lambda_ms,
+        vgg_best_of_pair=args.vgg_best_of_pair,
         ms_region=args.ms_region or recipe["ms_region"],
         lambda_texture=args.lambda_texture,
         class_balancing=not args.no_balancing_inloss,
@@ -836,7 +877,9 @@ def cmd_train(args) -> int:
 # Which config keys each training flag sets (a prefix covers a whole section): a resume compares the
 # saved config with the new one only where a flag was given explicitly.
 _FLAG_KEYS: dict[str, tuple[str, ...]] = {
-    "preset": ("generator.", "discriminator."),  # its size is only a default for --crop_size
+    # the sizes it sets (its picture size is only a default for --crop_size); not what recipes set
+    "preset": tuple(f"generator.{k}" for k in ("base_channels", "num_blocks", "z_dim", "id_dim", "spade_hidden"))
+    + ("discriminator.base_channels", "discriminator.num_blocks"),
     "crop_size": ("image_size",),
     "aspect_ratio": ("image_size",),
     "channels_G": ("generator.base_channels",),
@@ -850,6 +893,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "modulation": ("generator.modulation",),
     "z_encoder": ("generator.z_encoder",),
     "noise_waves": ("generator.noise_waves",),
+    "noise_region": ("generator.noise_classes",),
     "no_spectral_norm": ("generator.spectral_norm", "discriminator.spectral_norm"),
     "no_identity_head": ("discriminator.identity_head", "loss.lambda_identity"),
     "lambda_texture": ("loss.lambda_texture", "discriminator.texture_channels"),
@@ -858,11 +902,13 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "no_EMA": ("use_ema",),
     "no_labelmix": ("loss.lambda_labelmix",),
     "recipe": ("generator.modulation", "loss.lambda_vgg", "loss.vgg_layers", "loss.lambda_labelmix",
-               "loss.lambda_l1", "loss.lambda_colour_sw", "lr_g", "lr_d", "loss.lambda_ms", "loss.ms_region", "ema_ramp"),
+               "loss.lambda_l1", "loss.lambda_colour_sw", "lr_g", "lr_d", "loss.lambda_ms", "loss.ms_region", "ema_ramp",
+               "generator.noise_classes"),
     "add_vgg_loss": ("loss.lambda_vgg",),
     "no_balancing_inloss": ("loss.class_balancing",),
     "l1_class_balanced": ("loss.l1_class_balanced",),
     "vgg_fp32": ("loss.vgg_fp32",),
+    "vgg_best_of_pair": ("loss.vgg_best_of_pair",),
     "no_flip": ("flip",),
     "canny_low": ("canny.low",),
     "canny_high": ("canny.high",),

@@ -52,6 +52,10 @@ class GeneratorConfig:
     # alone is the same at every pixel, so a background pattern (stripes, dots, checks at any angle)
     # could not follow it; these let one. 0: none (needs z_dim > 0 otherwise).
     noise_waves: int = 0
+    # Classes whose pixels take the noise, by index (empty: every pixel, OASIS's). The background's
+    # alone: what the noise changes (background, its tone) is kept off the character's pixels, which
+    # the noise then reaches only through the convolutions around them.
+    noise_classes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,9 @@ class LossConfig:
     # the adversarial loss and the noise, or "near" the character (the background within H/16 too).
     paired_region: Literal["all", "character", "near"] = "all"
     lambda_ms: float = 0.0  # mode seeking (MSGAN): half the batch painted again with other noise
+    # The perceptual term counts, for each picture mode seeking paints twice, the nearer of the two
+    # paintings (losses.best_of_pair): the noise may choose among plausible backgrounds. Needs lambda_ms.
+    vgg_best_of_pair: bool = False
     # pixels whose difference mode seeking rewards; "background_light": the background's, and the
     # character's luminance (light and shading may vary with the noise, its colours may not)
     ms_region: Literal["all", "background", "background_light"] = "all"
@@ -166,17 +173,18 @@ class TrainConfig:
 # (benchmarks/RESULTS.md): the seed's losses plus VGG16's three shallow taps and an L1 term on the
 # character's pixels, without LabelMix, both networks learning at twice OASIS's D rate (short runs
 # gain most from the learning rate), and MSGAN's mode-seeking term on the background, so that the
-# noise varies the background while the paired terms hold the character; its moving average of G
-# spans the last nineteenth of the run (EMA ramp 20), not the ninth. "oasis" is the seed's (SPADE, LabelMix, no paired term,
+# noise varies the background while the paired terms hold the character (weight 2, with the noise
+# entering on the background's pixels alone: at weight 2 with noise everywhere the character changed with
+# it); its moving average of G spans the last nineteenth of the run (EMA ramp 20), not the ninth. "oasis" is the seed's (SPADE, LabelMix, no paired term,
 # lr_g 1e-4, lr_d 4e-4); "fast" a learned style per character and class, VGG16's three shallow taps,
 # no LabelMix.
 RECIPES: dict[str, dict[str, Any]] = {
     "paired": dict(modulation="spade", vgg=True, vgg_layers=3, labelmix=False, l1=20.0, colour_sw=20.0,
-                   lr_g=8e-4, lr_d=8e-4, ms=1.0, ms_region="background", ema_ramp=20.0),
+                   lr_g=8e-4, lr_d=8e-4, ms=2.0, ms_region="background", ema_ramp=20.0, noise_region="background"),
     "oasis": dict(modulation="spade", vgg=False, vgg_layers=5, labelmix=True, l1=0.0, colour_sw=0.0,
-                  lr_g=1e-4, lr_d=4e-4, ms=0.0, ms_region="all", ema_ramp=10.0),
+                  lr_g=1e-4, lr_d=4e-4, ms=0.0, ms_region="all", ema_ramp=10.0, noise_region="all"),
     "fast": dict(modulation="style", vgg=True, vgg_layers=3, labelmix=False, l1=0.0, colour_sw=0.0,
-                 lr_g=1e-4, lr_d=4e-4, ms=0.0, ms_region="all", ema_ramp=10.0),
+                 lr_g=1e-4, lr_d=4e-4, ms=0.0, ms_region="all", ema_ramp=10.0, noise_region="all"),
 }  # fmt: skip
 DEFAULT_RECIPE = "paired"
 

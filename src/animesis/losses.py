@@ -137,6 +137,29 @@ def perceptual_loss(
     )
 
 
+def perceptual_distances(
+    fake_taps: list[torch.Tensor], real_taps: list[torch.Tensor], weights=VGG_TAP_WEIGHTS
+) -> torch.Tensor:
+    """(B,) per-picture `perceptual_loss`: each picture's weighted mean feature L1 to its real one."""
+    return sum(
+        w * (f.float() - r.detach().float()).abs().flatten(1).mean(dim=1)
+        for w, f, r in zip(weights[: len(fake_taps)], fake_taps, real_taps, strict=True)
+    )
+
+
+def best_of_pair(distances: torch.Tensor, pair: int) -> torch.Tensor:
+    """Mean over a batch's (B + pair,) distances to the real picture, where the last `pair` entries are
+    the first `pair` pictures painted again with other noise: each of those counts by the nearer painting.
+
+    Conditional IMLE's best-of-m (Li, Zhang and Malik 2019) with m = 2: a paired term on one painting
+    pulls every noise to the mean of what the map allows (a flat background); counting only the
+    nearer of two lets the other be another plausible picture.
+    """
+    B = distances.shape[0] - pair
+    first = torch.minimum(distances[:pair], distances[B:])
+    return torch.cat([first, distances[pair:B]]).mean()
+
+
 def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference (B, 3, H, W) over the pixels of a (B, H, W) mask, or weighted by (B, H, W)
     float weights."""

@@ -164,6 +164,10 @@ class Generator(nn.Module):
         if self.cfg.z_dim and z is None:
             raise ValueError("this generator takes noise: pass z of shape (B, z_dim)")
 
+        region = None  # (B, 1, H, W): the share of each pixel that takes the noise
+        if self.cfg.z_dim and self.cfg.noise_classes:
+            region = label[:, list(self.cfg.noise_classes)].sum(1, keepdim=True)
+
         waves = None
         if self.waves is not None:  # in fp32 (a product and a sum, which autocast leaves alone): a
             # bf16 phase of tens of cycles would be off by a good part of a cycle
@@ -173,11 +177,14 @@ class Generator(nn.Module):
             c = self._at(cond, size)
             if not self.cfg.z_dim:
                 return c
-            if waves is not None:
-                c = c.expand(B, -1, *size)
-                noise = z.to(c.dtype)[:, :, None, None].expand(B, -1, *size)
-                return torch.cat([c, noise, wave_field(waves, size).to(c.dtype)], dim=1)
-            return torch.cat([c, z.to(c.dtype)[:, :, None, None].expand(B, -1, *c.shape[-2:])], dim=1)
+            if waves is None and region is None:
+                return torch.cat([c, z.to(c.dtype)[:, :, None, None].expand(B, -1, *c.shape[-2:])], dim=1)
+            c = c.expand(B, -1, *size)
+            noise = z.to(c.dtype)[:, :, None, None].expand(B, -1, *size)
+            if region is not None:  # the noise on the region's share of each pixel at this size
+                noise = noise * (F.avg_pool2d(region, H // size[0]) if size[0] != H else region).to(c.dtype)
+            extra = [] if waves is None else [wave_field(waves, size).to(c.dtype)]
+            return torch.cat([c, noise, *extra], dim=1)
 
         s = self.downsampling
         size = (H // s, W // s)

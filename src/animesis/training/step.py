@@ -133,9 +133,13 @@ def g_step_loss(
     lc: LossConfig,
     vgg: nn.Module | None = None,
     real_features: tuple[torch.Tensor, ...] = (),
+    second: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Generator loss: fakes should segment as their label, show the real image's edges, read as the
-    requested character, and (optionally) look like the real picture to VGG or to D's features."""
+    requested character, and (optionally) look like the real picture to VGG or to D's features.
+
+    `second`: the first pictures painted again with other noise; with `lc.vgg_best_of_pair` the
+    perceptual term counts the nearer of each two paintings."""
     out = D(fake, t.background)
     terms = {
         "G_adv": losses.n1_real_loss(out.seg, b.label, t.weights),
@@ -147,7 +151,8 @@ def g_step_loss(
         terms["G_texture"] = lc.lambda_texture * losses.texture_loss(out.texture, t.texture_cells, real=True)
     paired_mask = paired_pixels(t.id_mask, lc.paired_region)  # (B, 1, H, W) or None
     if vgg is not None and lc.lambda_vgg > 0:
-        terms["G_vgg"] = perceptual_term(vgg, fake, b.real, lc, paired_mask)
+        second = second if lc.vgg_best_of_pair else None
+        terms["G_vgg"] = perceptual_term(vgg, fake, b.real, lc, paired_mask, second)
     if lc.lambda_l1 > 0:
         weights = t.class_weights if lc.l1_class_balanced else t.id_mask
         terms["G_l1"] = lc.lambda_l1 * losses.masked_l1(fake, b.real, weights)
@@ -166,12 +171,21 @@ def g_step_loss(
 
 
 def perceptual_term(
-    vgg: nn.Module, fake: torch.Tensor, real: torch.Tensor, lc: LossConfig, mask: torch.Tensor | None
+    vgg: nn.Module,
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    lc: LossConfig,
+    mask: torch.Tensor | None,
+    second: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The weighted VGG-feature L1 of fake to real, times lambda_vgg; pixels outside a (B, 1, H, W)
-    mask become mid-grey in both, so there is nothing to match there."""
+    mask become mid-grey in both, so there is nothing to match there. With `second` (the first
+    pictures painted again), each of those pictures counts by the nearer of its two paintings."""
+    h = 0 if second is None else second.shape[0]
+    if second is not None:
+        fake = torch.cat([fake, second])  # one VGG forward for both paintings
     if mask is not None:
-        fake, real = fake * mask, real * mask
+        fake, real = fake * torch.cat([mask, mask[:h]]), real * mask
     n = lc.vgg_layers
     weights = losses.tap_weights(n) if lc.vgg_keep_total else losses.VGG_TAP_WEIGHTS[:n]
     # fp32 under bf16 autocast when asked: the term is a small difference of large features, which
@@ -179,7 +193,13 @@ def perceptual_term(
     with torch.autocast(fake.device.type, enabled=False) if lc.vgg_fp32 else contextlib.nullcontext():
         if lc.vgg_fp32:
             fake, real = fake.float(), real.float()
-        return lc.lambda_vgg * losses.perceptual_loss(vgg_taps(vgg, fake, n), vgg_taps(vgg, real, n), weights)
+        fake_taps, real_taps = vgg_taps(vgg, fake, n), vgg_taps(vgg, real, n)
+        if second is None:
+            return lc.lambda_vgg * losses.perceptual_loss(fake_taps, real_taps, weights)
+        real_taps = [torch.cat([r, r[:h]]) for r in real_taps]  # the second paintings' real pictures
+        return lc.lambda_vgg * losses.best_of_pair(
+            losses.perceptual_distances(fake_taps, real_taps, weights), h
+        )
 
 
 def vgg_taps(lpips_vgg: nn.Module, x: torch.Tensor, layers: int = 5) -> list[torch.Tensor]:
@@ -269,7 +289,8 @@ class TrainStep:
 
         self.D.requires_grad_(False)  # D's weights get no gradient from the G step
         with self.amp:
-            g_terms = g_step_loss(self.D_for_G, b, t, fake, lc, self.vgg, real_features)
+            second = None if pair is None else pair[1]
+            g_terms = g_step_loss(self.D_for_G, b, t, fake, lc, self.vgg, real_features, second)
         if posterior is not None:
             g_terms["G_kl"] = lc.lambda_kl * losses.kl_to_standard_normal(*posterior)
         if pair is not None:
