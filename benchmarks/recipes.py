@@ -2,9 +2,11 @@
 
 Every recipe is a set of training flags on top of the CPU demo's (`small` preset, batch 8, 64x64 on
 the built-in characters) and the seed's losses (`--recipe oasis`): "default" is the seed's losses
-alone, and `vgg3_l120_nolabelmix_lr8_ms_ema20` plus `--lambda_colour_sw 20` is the CLI's default `paired`
-(`..._csw20` rows; without the colour term its form until 2026-12-08, `vgg3_l120_nolabelmix_lr8_ms` until
-2026-12-07, `vgg3_l1_nolabelmix_lr` its 2026-12-06 form). The
+alone, and `vgg3_l120_nolabelmix_lr8_ms2_ema20_bf16_s32_600_1400_csw20_bgnoise` is the CLI's default `paired` on the demo's
+bf16 schedule (without its noise on the background and mode seeking at 2,
+`vgg3_l120_nolabelmix_lr8_ms_ema20_bf16_s32_600_1400_csw20`,
+its form until the later 2026-12-08; without the colour term `vgg3_l120_nolabelmix_lr8_ms_ema20`, until
+2026-12-08; `vgg3_l120_nolabelmix_lr8_ms` until 2026-12-07, `vgg3_l1_nolabelmix_lr` its 2026-12-06 form). The
 budget is training time on this machine's cores: the time the seed's losses take for the CPU demo's
 1,500 steps. A calibration times every recipe's training iteration in turn (alone on the machine), and
 each recipe then trains for budget / its seconds per step iterations, so a cheaper recipe takes more

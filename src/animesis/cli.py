@@ -718,7 +718,7 @@ def _identity_free_classes(info) -> tuple[int, ...]:
     return tuple(i for i, n in enumerate(info.palette.names) if n in LossConfig.identity_ignore)
 
 
-def _noise_classes(args, info, g: GeneratorConfig) -> tuple[int, ...]:
+def _noise_classes(info, g: GeneratorConfig) -> tuple[int, ...]:
     """--noise_region background -> the indices of the classes that carry no identity."""
     if g.z_dim == 0:
         raise UsageError("--noise_region needs noise (drop --no_3dnoise or --z_dim 0)")
@@ -747,7 +747,7 @@ def train_config(args, info) -> TrainConfig:
         raise UsageError("--lambda_ms needs noise: it is meaningless with --no_3dnoise or --z_dim 0")
     recipe = RECIPES[args.recipe]
     if args.noise_region not in (None, "all"):
-        g = dataclasses.replace(g, noise_classes=_noise_classes(args, info, g))
+        g = dataclasses.replace(g, noise_classes=_noise_classes(info, g))
     elif args.noise_region is None and recipe["noise_region"] != "all" and g.z_dim:
         # the recipe's: where the data set has no class that carries no identity, noise everywhere
         g = dataclasses.replace(g, noise_classes=_identity_free_classes(info))

@@ -131,16 +131,13 @@ def perceptual_loss(
 
     Taps are shallowest first; fewer taps than weights (a truncated network) take the first weights.
     """
-    return sum(
-        w * F.l1_loss(f.float(), r.detach().float())
-        for w, f, r in zip(weights[: len(fake_taps)], fake_taps, real_taps, strict=True)
-    )
+    return perceptual_distances(fake_taps, real_taps, weights).mean()  # every picture the same size
 
 
 def perceptual_distances(
     fake_taps: list[torch.Tensor], real_taps: list[torch.Tensor], weights=VGG_TAP_WEIGHTS
 ) -> torch.Tensor:
-    """(B,) per-picture `perceptual_loss`: each picture's weighted mean feature L1 to its real one."""
+    """(B,) each picture's weighted mean feature L1 to its (fixed) real one; `perceptual_loss` per picture."""
     return sum(
         w * (f.float() - r.detach().float()).abs().flatten(1).mean(dim=1)
         for w, f, r in zip(weights[: len(fake_taps)], fake_taps, real_taps, strict=True)

@@ -181,11 +181,12 @@ def perceptual_term(
     """The weighted VGG-feature L1 of fake to real, times lambda_vgg; pixels outside a (B, 1, H, W)
     mask become mid-grey in both, so there is nothing to match there. With `second` (the first
     pictures painted again), each of those pictures counts by the nearer of its two paintings."""
-    h = 0 if second is None else second.shape[0]
+    if mask is not None:
+        fake, real = fake * mask, real * mask
+        second = None if second is None else second * mask[: len(second)]
+    h = 0 if second is None else len(second)
     if second is not None:
         fake = torch.cat([fake, second])  # one VGG forward for both paintings
-    if mask is not None:
-        fake, real = fake * torch.cat([mask, mask[:h]]), real * mask
     n = lc.vgg_layers
     weights = losses.tap_weights(n) if lc.vgg_keep_total else losses.VGG_TAP_WEIGHTS[:n]
     # fp32 under bf16 autocast when asked: the term is a small difference of large features, which
